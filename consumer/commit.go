@@ -1,0 +1,109 @@
+package consumer
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// commitLoop commits the done watermarks every CommitInterval and refreshes
+// the lag gauges.
+func (c *Consumer) commitLoop(cl *kgo.Client) {
+	defer c.workers.Done()
+	t := time.NewTicker(c.cfg.commitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			ps := c.snapshot()
+			c.commitMu.Lock()
+			c.commitLocked(context.Background(), cl, ps)
+			c.commitMu.Unlock()
+			c.updateLag(ps)
+		case <-c.quit:
+			return
+		}
+	}
+}
+
+func (c *Consumer) snapshot() []*partition {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ps := make([]*partition, 0, len(c.parts))
+	for _, p := range c.parts {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// commitLocked commits the watermark of every partition that moved since its
+// last commit. The caller holds commitMu, which orders periodic, revoke and
+// shutdown commits: a periodic commit can never land after a revoke's and
+// rewind the group.
+func (c *Consumer) commitLocked(ctx context.Context, cl *kgo.Client, ps []*partition) {
+	offsets := make(map[string]map[int32]kgo.EpochOffset)
+	byTP := make(map[tp]*partition)
+	for _, p := range ps {
+		p.mu.Lock()
+		if !p.dropped && p.processed > p.committed {
+			if offsets[p.topic] == nil {
+				offsets[p.topic] = make(map[int32]kgo.EpochOffset)
+			}
+			offsets[p.topic][p.id] = kgo.EpochOffset{Epoch: p.epoch, Offset: p.processed}
+			byTP[tp{p.topic, p.id}] = p
+		}
+		p.mu.Unlock()
+	}
+	if len(offsets) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.drainTimeout)
+	defer cancel()
+	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			c.metrics.commits.WithLabelValues("error").Inc()
+			c.log.Warn("offset commit failed; will retry", "error", err)
+			return
+		}
+		ok := true
+		for _, t := range resp.Topics {
+			for _, rp := range t.Partitions {
+				p := byTP[tp{t.Topic, rp.Partition}]
+				if p == nil {
+					continue
+				}
+				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+					ok = false
+					c.log.Warn("offset commit refused", "topic", t.Topic, "partition", rp.Partition, "error", err)
+					continue
+				}
+				p.mu.Lock()
+				p.committed = max(p.committed, offsets[t.Topic][rp.Partition].Offset)
+				p.mu.Unlock()
+			}
+		}
+		if ok {
+			c.metrics.commits.WithLabelValues("ok").Inc()
+		} else {
+			c.metrics.commits.WithLabelValues("error").Inc()
+		}
+	})
+}
+
+func (c *Consumer) updateLag(ps []*partition) {
+	for _, p := range ps {
+		p.mu.Lock()
+		pos := p.processed
+		if pos < 0 {
+			pos = p.committed
+		}
+		hwm := p.hwm
+		p.mu.Unlock()
+		if pos >= 0 && hwm >= 0 {
+			p.m.lag.Set(float64(max(hwm-pos, 0)))
+		}
+	}
+}

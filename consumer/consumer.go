@@ -1,0 +1,455 @@
+// Package consumer is the agent that sits between Kafka and an application's
+// [eventkit.Handler]: it fetches records, hands each event to the handler,
+// reads the flag on the handler's error, and commits only what is done.
+//
+//	c, err := consumer.New(handler,
+//		consumer.Brokers("127.0.0.1:9092"),
+//		consumer.Group("reports"),
+//		consumer.Topics("transfers"),
+//		consumer.Ordering(consumer.ByKey),
+//		consumer.MaxRetries(5),
+//	)
+//	if err != nil {
+//		return err
+//	}
+//	return c.Run(ctx) // blocks; nil after ctx is cancelled and the agent drained
+//
+// What the flags do:
+//
+//   - nil: the event is done. Per partition, the agent commits the offset
+//     below which every event is done, every CommitInterval and on revoke
+//     and shutdown.
+//   - eventkit.Warn: logged at WARN with the cause, counted, done (and parked
+//     on the DeadLetterTopic when one is set).
+//   - eventkit.Retry, an unflagged error or a panic: the same event comes back
+//     after an exponential, jittered backoff; [Attempt] tells the handler
+//     which try this is. Past MaxRetries the agent halts: with StopService
+//     Run returns an [*EventError] matching [ErrHalted]; with PausePartition
+//     only that partition waits for [Consumer.Resume] or [Consumer.Skip].
+//   - eventkit.Kill: the agent stops fetching, lets calls in flight finish,
+//     commits what was done before, and Run returns an error matching
+//     [ErrKilled].
+//
+// Retries wait in their lane, never in the poll loop: other partitions (and,
+// under ByKey, other keys) keep flowing, and the group keeps heartbeating.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/kafka"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Consumer is the agent. Create it with [New] and start it with Run.
+type Consumer struct {
+	cfg     cfg
+	handler eventkit.Handler
+	log     *slog.Logger
+	metrics *metrics
+
+	started atomic.Bool
+	cl      atomic.Pointer[kgo.Client]
+
+	// handlerCtx parents every handler call; hardStop cancels it once a
+	// drain has waited DrainTimeout.
+	handlerCtx context.Context
+	hardStop   context.CancelFunc
+
+	mu    sync.RWMutex
+	parts map[tp]*partition
+	// member is the group member id while joined, for status reports.
+	member string
+
+	ready    chan *lane
+	inFlight atomic.Int64 // records in partition windows
+	waiting  atomic.Bool  // the poll loop waits for room
+	room     chan struct{}
+
+	stopping   atomic.Bool
+	fatalMu    sync.Mutex
+	fatal      error
+	cancelPoll context.CancelFunc
+
+	commitMu sync.Mutex // one commit at a time: periodic, revoke, shutdown
+	workers  sync.WaitGroup
+	quit     chan struct{}
+}
+
+type tp struct {
+	topic     string
+	partition int32
+}
+
+// New returns an agent that hands every event of the configured topics to h.
+// It checks the configuration; nothing connects until Run.
+func New(h eventkit.Handler, opts ...Opt) (*Consumer, error) {
+	if h == nil {
+		return nil, errors.New("consumer: nil handler")
+	}
+	cfg := defaultCfg()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.registerer == nil {
+		reg := prometheus.NewRegistry()
+		cfg.registerer, cfg.gatherer = reg, reg
+	} else if g, ok := cfg.registerer.(prometheus.Gatherer); ok {
+		cfg.gatherer = g
+	} else {
+		cfg.gatherer = prometheus.DefaultGatherer
+	}
+	if cfg.jitter == nil {
+		cfg.jitter = rand.Float64
+	}
+	c := &Consumer{
+		cfg:     cfg,
+		handler: h,
+		log:     cfg.logger.With("group", cfg.group),
+		parts:   make(map[tp]*partition),
+		ready:   make(chan *lane, cfg.maxInFlight+1),
+		room:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+	}
+	return c, nil
+}
+
+// Run joins the group and processes events until ctx is cancelled (then it
+// drains, commits, leaves the group and returns nil), a handler kills it
+// (an error matching [ErrKilled]), or an event halts it under StopService
+// (an [*EventError] matching [ErrHalted]). Every goroutine it starts has
+// stopped when it returns. Run may be called once.
+func (c *Consumer) Run(ctx context.Context) (err error) {
+	if !c.started.CompareAndSwap(false, true) {
+		return ErrStarted
+	}
+	c.metrics, err = newMetrics(c.cfg.registerer, c.cfg.group,
+		func() float64 { return float64(c.inFlight.Load()) },
+		func() float64 { return float64(len(c.Halted())) })
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	defer c.metrics.unregister(c.cfg.registerer)
+
+	// Handler calls outlive ctx by design: a cancelled Run lets them finish.
+	c.handlerCtx, c.hardStop = context.WithCancel(context.WithoutCancel(ctx))
+	defer c.hardStop()
+
+	cl, err := kgo.NewClient(c.clientOpts()...)
+	if err != nil {
+		return fmt.Errorf("consumer: kafka client: %w", err)
+	}
+	c.cl.Store(cl)
+	c.log.Info("consumer starting", "topics", c.cfg.topics, "ordering", c.cfg.order.String(),
+		"concurrency", c.cfg.concurrency, "max_retries", c.cfg.maxRetries, "halt", c.cfg.haltAction.String())
+
+	pollCtx, cancelPoll := context.WithCancel(ctx)
+	defer cancelPoll()
+	c.cancelPoll = cancelPoll // a kill or halt ends the poll loop through it
+
+	for range c.cfg.concurrency {
+		c.workers.Add(1)
+		go c.work()
+	}
+	c.workers.Add(1)
+	go c.commitLoop(cl)
+
+	c.poll(pollCtx, cl)
+
+	c.shutdown(cl)
+	c.fatalMu.Lock()
+	defer c.fatalMu.Unlock()
+	return c.fatal
+}
+
+func (c *Consumer) clientOpts() []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.WithLogger(kafka.Logger(c.cfg.logger)),
+		kgo.ConsumeResetOffset(c.cfg.startAt),
+	}
+	if len(c.cfg.brokers) > 0 {
+		opts = append(opts, kgo.SeedBrokers(c.cfg.brokers...))
+	}
+	opts = append(opts, c.cfg.clientOpts...)
+	// The agent's own group options come last so that nothing overrides
+	// the manual commits and rebalance callbacks its guarantees rest on.
+	opts = append(opts,
+		kgo.ConsumerGroup(c.cfg.group),
+		kgo.ConsumeTopics(c.cfg.topics...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.SessionTimeout(c.cfg.sessionTimeout),
+		kgo.RebalanceTimeout(c.cfg.rebalanceTimeout),
+		kgo.OnPartitionsAssigned(c.onAssigned),
+		kgo.OnPartitionsRevoked(c.onRevoked),
+		kgo.OnPartitionsLost(c.onLost),
+	)
+	if c.cfg.regex {
+		opts = append(opts, kgo.ConsumeRegex())
+	}
+	return opts
+}
+
+// poll fetches while there is room in flight and hands batches to lanes.
+// With BlockRebalanceOnPoll, rebalance callbacks run only between a poll's
+// AllowRebalance and the next poll, so a dispatched record always belongs to
+// a partition the agent still owns.
+func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
+	limit := int64(c.cfg.maxInFlight)
+	// Poll again once an eighth of the room is free, not for every record
+	// that finishes: tiny polls cost more than they fetch.
+	resume := limit - max(limit/8, 1)
+	var ready []*lane
+	for {
+		if !c.waitRoom(ctx, resume) {
+			return
+		}
+		// 0 would mean "no limit" to franz-go.
+		fs := cl.PollRecords(ctx, int(max(limit-c.inFlight.Load(), 1)))
+		if fs.IsClientClosed() || ctx.Err() != nil {
+			cl.AllowRebalance()
+			return
+		}
+		fs.EachError(func(topic string, partition int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				c.log.Warn("fetch error", "topic", topic, "partition", partition, "error", err)
+			}
+		})
+		ready = ready[:0]
+		c.mu.RLock()
+		fs.EachPartition(func(f kgo.FetchTopicPartition) {
+			if len(f.Records) == 0 {
+				return
+			}
+			p := c.parts[tp{f.Topic, f.Partition}]
+			if p == nil || p.gone.Load() {
+				return // not ours any more; the new owner reads it from the commit
+			}
+			c.inFlight.Add(int64(len(f.Records)))
+			ready = p.dispatch(f.Records, f.HighWatermark, ready)
+		})
+		c.mu.RUnlock()
+		for _, l := range ready {
+			c.schedule(l)
+		}
+		cl.AllowRebalance()
+	}
+}
+
+// waitRoom blocks until fewer than limit records are in flight.
+func (c *Consumer) waitRoom(ctx context.Context, limit int64) bool {
+	for c.inFlight.Load() > limit {
+		c.waiting.Store(true)
+		if c.inFlight.Load() <= limit { // a worker may have freed room before it saw waiting
+			c.waiting.Store(false)
+			break
+		}
+		select {
+		case <-c.room:
+		case <-ctx.Done():
+			c.waiting.Store(false)
+			return false
+		}
+		c.waiting.Store(false)
+	}
+	return ctx.Err() == nil
+}
+
+// freed accounts for records that left a window and wakes the poll loop.
+func (c *Consumer) freed(n int) {
+	if n == 0 {
+		return
+	}
+	c.inFlight.Add(-int64(n))
+	if c.waiting.Load() {
+		select {
+		case c.room <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (c *Consumer) schedule(l *lane) {
+	select {
+	case c.ready <- l:
+	case <-c.quit:
+	}
+}
+
+// fail records the first fatal error and stops the agent.
+func (c *Consumer) fail(err error) {
+	c.fatalMu.Lock()
+	defer c.fatalMu.Unlock()
+	if c.fatal == nil {
+		c.fatal = err
+		c.stopping.Store(true)
+		c.cancelPoll()
+	}
+}
+
+func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	c.mu.Lock()
+	for topic, ps := range assigned {
+		for _, id := range ps {
+			k := tp{topic, id}
+			if _, ok := c.parts[k]; !ok {
+				c.parts[k] = c.newPartition(topic, id)
+			}
+		}
+	}
+	c.member, _ = cl.GroupMetadata()
+	c.mu.Unlock()
+	c.log.Info("partitions assigned", "partitions", assigned)
+}
+
+func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	if ps := c.take(revoked); len(ps) > 0 {
+		c.log.Info("partitions revoked", "partitions", revoked)
+		c.releaseAll(ctx, cl, ps, true)
+	}
+}
+
+func (c *Consumer) onLost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	if ps := c.take(lost); len(ps) > 0 {
+		c.log.Warn("partitions lost", "partitions", lost)
+		c.releaseAll(ctx, cl, ps, false)
+	}
+}
+
+// take removes the named partitions from the agent's map: no poll dispatches
+// to them from now on.
+func (c *Consumer) take(m map[string][]int32) []*partition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ps []*partition
+	for topic, ids := range m {
+		for _, id := range ids {
+			k := tp{topic, id}
+			if p := c.parts[k]; p != nil {
+				ps = append(ps, p)
+				delete(c.parts, k)
+			}
+		}
+	}
+	return ps
+}
+
+// releaseAll stops the partitions, waits (bounded) for their handler calls,
+// commits what they finished unless the partitions were lost, and forgets
+// them.
+func (c *Consumer) releaseAll(ctx context.Context, cl *kgo.Client, ps []*partition, commit bool) {
+	drained := make([]<-chan struct{}, len(ps))
+	for i, p := range ps {
+		drained[i] = p.release()
+	}
+	if !waitAll(drained, c.cfg.drainTimeout) {
+		c.log.Warn("handlers still running after the drain timeout; cancelling them", "drain_timeout", c.cfg.drainTimeout)
+		for _, p := range ps {
+			p.cancel()
+		}
+		if !waitAll(drained, c.cfg.drainTimeout) {
+			c.log.Error("handlers ignore their cancelled context; releasing their partitions without them")
+		}
+	}
+	c.commitMu.Lock()
+	if commit {
+		c.commitLocked(ctx, cl, ps)
+	}
+	var paused map[string][]int32
+	for _, p := range ps {
+		p.mu.Lock()
+		if len(p.halts) > 0 {
+			if paused == nil {
+				paused = make(map[string][]int32)
+			}
+			paused[p.topic] = append(paused[p.topic], p.id)
+		}
+		p.mu.Unlock()
+		c.freed(p.drop())
+		p.cancel()
+		c.metrics.dropPartition(p.topic, p.id)
+	}
+	c.commitMu.Unlock()
+	if paused != nil {
+		// A pause outlives the assignment in franz-go; clear it so that the
+		// partition is fetched again if it comes back.
+		cl.ResumeFetchPartitions(paused)
+	}
+}
+
+func waitAll(chs []<-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for _, ch := range chs {
+		select {
+		case <-ch:
+		case <-t.C:
+			return false
+		}
+	}
+	return true
+}
+
+// shutdown drains and commits everything, then leaves the group.
+func (c *Consumer) shutdown(cl *kgo.Client) {
+	c.stopping.Store(true)
+	all := c.take(c.assigned())
+	c.releaseAll(context.Background(), cl, all, true)
+
+	close(c.quit)
+	if !waitGroupTimeout(&c.workers, c.cfg.drainTimeout) {
+		c.log.Error("workers did not stop; a handler ignores its context")
+	}
+	// Close leaves the group; its final revoke finds nothing left to do.
+	cl.CloseAllowingRebalance()
+	c.log.Info("consumer stopped")
+}
+
+func waitGroupTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func (c *Consumer) assigned() map[string][]int32 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	m := make(map[string][]int32)
+	for k := range c.parts {
+		m[k.topic] = append(m[k.topic], k.partition)
+	}
+	return m
+}
+
+// backoff returns the wait before the next attempt after failed attempts
+// since the retry budget started.
+func (c *Consumer) backoff(failed int) time.Duration {
+	d := c.cfg.backoffBase
+	for i := 1; i < failed && d < c.cfg.backoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.cfg.backoffMax)
+	return d/2 + time.Duration(c.cfg.jitter()*float64(d/2))
+}

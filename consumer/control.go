@@ -1,0 +1,186 @@
+package consumer
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Halt describes an event that used up its retries.
+type Halt struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	ID        string
+	Cause     string
+	Attempts  int
+	Since     time.Time
+}
+
+// PartitionStatus is one assigned partition's progress.
+type PartitionStatus struct {
+	Topic     string
+	Partition int32
+	// Processed is the offset after the last contiguous done event (-1
+	// before the first); Committed is the last committed offset (-1 when
+	// not yet known to this agent).
+	Processed int64
+	Committed int64
+	// HighWatermark is the partition's end offset at the last fetch (-1
+	// before the first).
+	HighWatermark int64
+}
+
+// Status is a snapshot of the agent, for operators.
+type Status struct {
+	Group      string
+	MemberID   string
+	InFlight   int
+	Partitions []PartitionStatus
+	Halted     []Halt
+}
+
+// Status returns a snapshot of the agent's assignment and halts.
+func (c *Consumer) Status() Status {
+	c.mu.RLock()
+	s := Status{Group: c.cfg.group, MemberID: c.member, InFlight: int(c.inFlight.Load())}
+	c.mu.RUnlock()
+	for _, p := range c.snapshot() {
+		p.mu.Lock()
+		s.Partitions = append(s.Partitions, PartitionStatus{
+			Topic: p.topic, Partition: p.id, Processed: p.processed, Committed: p.committed, HighWatermark: p.hwm,
+		})
+		for _, h := range p.halts {
+			s.Halted = append(s.Halted, p.describe(h))
+		}
+		p.mu.Unlock()
+	}
+	slices.SortFunc(s.Partitions, func(a, b PartitionStatus) int {
+		return cmpTP(a.Topic, a.Partition, b.Topic, b.Partition)
+	})
+	sortHalts(s.Halted)
+	return s
+}
+
+// Halted lists the events that used up their retries and wait for an
+// operator.
+func (c *Consumer) Halted() []Halt {
+	var hs []Halt
+	for _, p := range c.snapshot() {
+		p.mu.Lock()
+		for _, h := range p.halts {
+			hs = append(hs, p.describe(h))
+		}
+		p.mu.Unlock()
+	}
+	sortHalts(hs)
+	return hs
+}
+
+func (p *partition) describe(h *halt) Halt {
+	cause := ""
+	if h.it.lastErr != nil {
+		cause = h.it.lastErr.Error()
+	}
+	return Halt{
+		Topic: p.topic, Partition: p.id, Offset: h.it.rec.Offset, ID: h.it.ev.ID,
+		Cause: cause, Attempts: h.it.attempt - h.it.base, Since: h.since,
+	}
+}
+
+func sortHalts(hs []Halt) {
+	slices.SortFunc(hs, func(a, b Halt) int {
+		if c := cmpTP(a.Topic, a.Partition, b.Topic, b.Partition); c != 0 {
+			return c
+		}
+		return int(a.Offset - b.Offset)
+	})
+}
+
+func cmpTP(at string, ap int32, bt string, bp int32) int {
+	switch {
+	case at < bt:
+		return -1
+	case at > bt:
+		return 1
+	}
+	return int(ap - bp)
+}
+
+// Ready reports why the agent should not receive traffic, or nil: it is
+// not ready before Run, after it stopped, and while any partition is halted.
+func (c *Consumer) Ready() error {
+	if !c.started.Load() || c.cl.Load() == nil {
+		return errors.New("not running")
+	}
+	if c.stopping.Load() {
+		return errors.New("stopping")
+	}
+	if hs := c.Halted(); len(hs) > 0 {
+		h := hs[0]
+		return fmt.Errorf("halted: %d partition(s); first %s/%d at offset %d (id %s, %d attempts): %s",
+			len(hs), h.Topic, h.Partition, h.Offset, h.ID, h.Attempts, h.Cause)
+	}
+	return nil
+}
+
+// Resume hands the halted event at topic/partition/offset to the handler
+// again, with a fresh MaxRetries budget, and resumes fetching the partition
+// once nothing else there is halted. It returns an error matching
+// [ErrNotHalted] when that event is not the one halted there.
+func (c *Consumer) Resume(topic string, part int32, offset int64) error {
+	return c.operate(topic, part, offset, func(p *partition, h *halt) *lane {
+		h.it.base = h.it.attempt
+		h.lane.state = laneQueued
+		c.log.Info("halted event resumed by operator", c.attrs(h.it)...)
+		return h.lane
+	})
+}
+
+// Skip marks the halted event at topic/partition/offset done without
+// handling it, logs it at WARN, and lets its lane go on. It returns an error
+// matching [ErrNotHalted] when that event is not the one halted there.
+func (c *Consumer) Skip(topic string, part int32, offset int64) error {
+	return c.operate(topic, part, offset, func(p *partition, h *halt) *lane {
+		l := h.lane
+		l.queue = l.queue[1:]
+		c.freed(p.finish(h.it))
+		p.m.skip.Inc()
+		c.log.Warn("halted event skipped by operator", c.attrs(h.it, "attempts", h.it.attempt-h.it.base, "cause", h.it.lastErr)...)
+		l.state = laneRunning // settle decides what comes next
+		return p.settle(l)
+	})
+}
+
+// operate applies fn to the halt at offset under the partition's lock, then
+// schedules the lane fn returns and resumes fetching when no halt is left.
+func (c *Consumer) operate(topic string, partition int32, offset int64, fn func(*partition, *halt) *lane) error {
+	c.mu.RLock()
+	p := c.parts[tp{topic, partition}]
+	c.mu.RUnlock()
+	if p == nil {
+		return fmt.Errorf("%s/%d is not assigned to this agent: %w", topic, partition, ErrNotHalted)
+	}
+	p.mu.Lock()
+	i := slices.IndexFunc(p.halts, func(h *halt) bool { return h.it.rec.Offset == offset })
+	if i < 0 || p.gone.Load() {
+		p.mu.Unlock()
+		return fmt.Errorf("%s/%d offset %d: %w", topic, partition, offset, ErrNotHalted)
+	}
+	h := p.halts[i]
+	p.halts = slices.Delete(p.halts, i, i+1)
+	next := fn(p, h)
+	resume := len(p.halts) == 0
+	p.mu.Unlock()
+
+	if resume && c.cfg.haltAction == PausePartition {
+		if cl := c.cl.Load(); cl != nil {
+			cl.ResumeFetchPartitions(map[string][]int32{topic: {partition}})
+		}
+	}
+	if next != nil {
+		c.schedule(next)
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+package consumer_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/consumer"
+	"github.com/eventkit/eventkit/internal/testkit"
+	"github.com/eventkit/eventkit/kafka"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package if any goroutine outlives the tests: every
+// agent's Run must stop all it started.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// agent builds a consumer on b for group and topic with quick timings.
+func agent(t testing.TB, b *kafka.Broker, group, topic string, h eventkit.Handler, opts ...consumer.Opt) *consumer.Consumer {
+	t.Helper()
+	base := []consumer.Opt{
+		consumer.Brokers(b.Addr()),
+		consumer.Group(group),
+		consumer.Topics(topic),
+		consumer.ClientOpts(testkit.ClientOpts()...),
+		consumer.Backoff(time.Millisecond, 10*time.Millisecond),
+		consumer.CommitInterval(50 * time.Millisecond),
+		consumer.SessionTimeout(3 * time.Second),
+		consumer.RebalanceTimeout(2 * time.Second),
+		consumer.DrainTimeout(time.Second),
+		consumer.Logger(testLogger(t)),
+	}
+	c, err := consumer.New(h, append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("EVENTKIT_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// recorder counts handler calls per event id and keeps the order they came in.
+type recorder struct {
+	mu    sync.Mutex
+	calls map[string]int
+	order []string
+}
+
+func newRecorder() *recorder { return &recorder{calls: make(map[string]int)} }
+
+func (r *recorder) add(ev *eventkit.Event) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls[ev.ID]++
+	r.order = append(r.order, ev.ID)
+	return r.calls[ev.ID]
+}
+
+func (r *recorder) count(id string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls[id]
+}
+
+func (r *recorder) distinct() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.calls)
+}
+
+func (r *recorder) total() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.order)
+}
+
+func atLeast(n int, got func() int, what string) func() error {
+	return func() error {
+		if g := got(); g < n {
+			return fmt.Errorf("%s: %d of %d", what, g, n)
+		}
+		return nil
+	}
+}
+
+// committedAt waits until the group's committed offset of every listed
+// partition equals want.
+func committedAt(t testing.TB, cl *kgo.Client, group, topic string, want map[int32]int64) {
+	t.Helper()
+	testkit.Eventually(t, 20*time.Second, func() error {
+		got := testkit.Committed(t, cl, group)[topic]
+		for p, w := range want {
+			if got[p] != w {
+				return fmt.Errorf("committed %v, want %v", got, want)
+			}
+		}
+		return nil
+	})
+}
+
+func noop(context.Context, *eventkit.Event) error { return nil }

@@ -1,0 +1,241 @@
+package consumer
+
+import (
+	"context"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Headers of a record parked on the dead-letter topic, next to all of the
+// original's.
+const (
+	HeaderDeadLetterOrigin = "eventkit-dlq-origin" // topic/partition/offset of the original
+	HeaderDeadLetterCause  = "eventkit-dlq-cause"  // the handler's error
+	HeaderDeadLetterGroup  = "eventkit-dlq-group"  // the group that warned
+)
+
+type parked struct {
+	lane *lane
+	wait time.Duration
+}
+
+func (c *Consumer) work() {
+	defer c.workers.Done()
+	for {
+		select {
+		case l := <-c.ready:
+			c.runLane(l)
+		case <-c.quit:
+			return
+		}
+	}
+}
+
+// runLane handles the items queued on l in order until the queue is empty,
+// an item must wait for a retry, or the agent stops.
+func (c *Consumer) runLane(l *lane) {
+	p := l.p
+	p.mu.Lock()
+	if l.state != laneQueued || p.gone.Load() || c.stopping.Load() {
+		p.mu.Unlock()
+		return // released or stopping: the items stay undone and uncommitted
+	}
+	batch := l.queue
+	l.queue = nil
+	l.state = laneRunning
+	p.running++
+	p.mu.Unlock()
+
+	var (
+		i       int
+		parkFor time.Duration
+		halted  bool
+		detach  []parked // Unordered: retried items wait in lanes of their own
+	)
+loop:
+	for ; i < len(batch); i++ {
+		if c.stopping.Load() || p.gone.Load() {
+			break
+		}
+		it := batch[i]
+		err := c.call(p, it)
+		switch eventkit.FlagOf(err) {
+		case eventkit.FlagNone:
+			p.m.success.Inc()
+			c.done(p, it)
+			continue
+		case eventkit.FlagWarn:
+			if c.warn(p, it, err) {
+				continue
+			}
+			// Not parked on the dead-letter topic: retry rather than lose it.
+		case eventkit.FlagKill:
+			p.m.kill.Inc()
+			c.log.Error("handler killed the consumer", c.attrs(it, "cause", err)...)
+			c.fail(c.eventError(ErrKilled, it, err))
+			break loop
+		}
+
+		p.m.retry.Inc()
+		it.lastErr = err
+		failed := it.attempt - it.base
+		h := c.cfg.maxRetries >= 0 && failed > c.cfg.maxRetries
+		d := time.Duration(0)
+		if h {
+			c.halt(p, it, err)
+		} else {
+			d = c.backoff(failed)
+			c.log.Info("event will be retried", c.attrs(it, "attempt", it.attempt, "backoff", d, "cause", err)...)
+		}
+		if c.cfg.order == Unordered {
+			nl := &lane{p: p, queue: []*item{it}, state: laneParked}
+			if h {
+				nl.state = laneHalted
+			}
+			detach = append(detach, parked{nl, d})
+			batch[i] = nil
+			continue
+		}
+		halted, parkFor = h, d
+		break
+	}
+
+	p.mu.Lock()
+	p.running--
+	if rest := slices.DeleteFunc(batch[i:], func(it *item) bool { return it == nil }); len(rest) > 0 {
+		l.queue = append(rest, l.queue...)
+	}
+	for _, d := range detach {
+		if d.lane.state == laneParked {
+			p.park(d.lane, d.wait)
+		} else {
+			p.addHalt(d.lane)
+		}
+	}
+	switch {
+	case halted:
+		l.state = laneHalted
+		p.addHalt(l)
+	case len(detach) == 0 && i < len(batch) && parkFor > 0:
+		p.park(l, parkFor)
+	}
+	next := p.settle(l)
+	if p.running == 0 && p.drained != nil {
+		close(p.drained)
+	}
+	pause := len(p.halts) > 0 && c.cfg.haltAction == PausePartition
+	p.mu.Unlock()
+
+	if pause {
+		if cl := c.cl.Load(); cl != nil {
+			cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.id}})
+		}
+	}
+	if next != nil {
+		c.schedule(next)
+	}
+}
+
+// call runs one handler attempt, turning a panic into a retry.
+func (c *Consumer) call(p *partition, it *item) (err error) {
+	it.attempt++
+	p.m.attempts.Inc()
+	var ctx context.Context
+	if it.attempt == 1 {
+		// The first attempt's context lives in the item, saving an allocation
+		// per record; retries get their own, in case a handler kept the old.
+		it.attemptC = attemptCtx{Context: p.ctx, attempt: 1}
+		ctx = &it.attemptC
+	} else {
+		ctx = &attemptCtx{Context: p.ctx, attempt: it.attempt}
+	}
+	if c.cfg.handlerTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.handlerTimeout)
+		defer cancel()
+	}
+	start := time.Now()
+	defer func() {
+		p.m.duration.Observe(time.Since(start).Seconds())
+		if r := recover(); r != nil {
+			err = eventkit.Retry(&panicError{value: r})
+			c.log.Error("handler panicked", c.attrs(it, "panic", r, "stack", string(debug.Stack()))...)
+		}
+	}()
+	return c.handler.Handle(ctx, &it.ev)
+}
+
+func (c *Consumer) done(p *partition, it *item) {
+	p.mu.Lock()
+	n := p.finish(it)
+	p.mu.Unlock()
+	c.freed(n)
+}
+
+// warn logs a warned event and parks it on the dead-letter topic when one is
+// set. It reports whether the event is done.
+func (c *Consumer) warn(p *partition, it *item, cause error) bool {
+	c.log.Warn("event warned", c.attrs(it, "attempt", it.attempt, "cause", cause)...)
+	if c.cfg.deadLetter != "" {
+		if err := c.deadLetter(p, it, cause); err != nil {
+			c.log.Error("dead-letter produce failed; the event will be retried", c.attrs(it, "dead_letter_topic", c.cfg.deadLetter, "error", err)...)
+			return false
+		}
+		p.m.deadLetter.Inc()
+	}
+	p.m.warn.Inc()
+	c.done(p, it)
+	return true
+}
+
+func (c *Consumer) deadLetter(p *partition, it *item, cause error) error {
+	cl := c.cl.Load()
+	r := &kgo.Record{
+		Topic: c.cfg.deadLetter,
+		Key:   it.rec.Key,
+		Value: it.rec.Value,
+		Headers: append(slices.Clip(it.rec.Headers),
+			kgo.RecordHeader{Key: HeaderDeadLetterOrigin, Value: []byte(it.ev.Coordinates())},
+			kgo.RecordHeader{Key: HeaderDeadLetterCause, Value: []byte(cause.Error())},
+			kgo.RecordHeader{Key: HeaderDeadLetterGroup, Value: []byte(c.cfg.group)},
+		),
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, c.cfg.drainTimeout)
+	defer cancel()
+	return cl.ProduceSync(ctx, r).FirstErr()
+}
+
+// halt reports that it used up its retries. Under StopService it also stops
+// the agent.
+func (c *Consumer) halt(p *partition, it *item, cause error) {
+	p.m.halt.Inc()
+	attempts := it.attempt - it.base
+	if c.cfg.haltAction == StopService {
+		c.log.Error("event used up its retries; stopping", c.attrs(it, "attempts", attempts, "cause", cause)...)
+		c.fail(c.eventError(ErrHalted, it, cause))
+	} else {
+		c.log.Error("event used up its retries; partition paused until resumed or skipped", c.attrs(it, "attempts", attempts, "cause", cause)...)
+	}
+}
+
+// addHalt registers a halted lane; the caller holds p.mu.
+func (p *partition) addHalt(l *lane) {
+	it := l.queue[0]
+	p.halts = append(p.halts, &halt{it: it, lane: l, since: p.c.cfg.now()})
+}
+
+func (c *Consumer) eventError(reason error, it *item, cause error) *EventError {
+	return &EventError{
+		Reason: reason, Topic: it.rec.Topic, Partition: it.rec.Partition, Offset: it.rec.Offset,
+		ID: it.ev.ID, Attempts: it.attempt - it.base, Cause: cause,
+	}
+}
+
+// attrs names an event in a log line: its coordinates and id, then more.
+func (c *Consumer) attrs(it *item, more ...any) []any {
+	return append([]any{"topic", it.rec.Topic, "partition", it.rec.Partition, "offset", it.rec.Offset, "id", it.ev.ID}, more...)
+}

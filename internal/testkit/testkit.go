@@ -1,0 +1,203 @@
+// Package testkit holds what eventkit's tests share: an embedded broker per
+// test, producing and reading offsets through real clients, and waiting on
+// conditions with deadlines instead of sleeps.
+package testkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/kafka"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Broker starts an in-memory embedded broker with the given topics, each with
+// partitions partitions, and stops it when the test ends.
+func Broker(tb testing.TB, partitions int32, topics ...string) *kafka.Broker {
+	tb.Helper()
+	b, err := kafka.StartBroker(kafka.BrokerConfig{
+		Partitions: partitions,
+		Topics:     topics,
+		// Short group timeouts keep rebalance tests quick.
+		Opts: []kfake.Opt{kfake.GroupMinSessionTimeout(500 * time.Millisecond)},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(b.Close)
+	return b
+}
+
+// ClientOpts are the franz-go options tests add on the embedded broker:
+// quick metadata refresh, so that recovery from injected errors takes
+// milliseconds, not seconds.
+func ClientOpts() []kgo.Opt {
+	return []kgo.Opt{kgo.MetadataMinAge(100 * time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond })}
+}
+
+// Client returns a plain franz-go client for addr, closed at the end of the
+// test.
+func Client(tb testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
+	tb.Helper()
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(addr)}, ClientOpts()...), opts...)...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(cl.Close)
+	return cl
+}
+
+// Produce writes records to topic and waits until all are acknowledged.
+func Produce(tb testing.TB, cl *kgo.Client, rs ...*kgo.Record) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		tb.Fatalf("produce: %v", err)
+	}
+}
+
+// Events returns n CloudEvents records for topic with ids "<prefix>-<i>",
+// keys from key(i) (nil for none) and value "v<i>"; partition p(i) when p is
+// not nil (the client must then use a manual partitioner).
+func Events(topic, prefix string, n int, key func(i int) []byte) []*kgo.Record {
+	rs := make([]*kgo.Record, n)
+	for i := range n {
+		ev := &eventkit.Event{
+			ID: prefix + "-" + strconv.Itoa(i), Source: "/test", Type: "test.event",
+			Data: []byte("v" + strconv.Itoa(i)), ContentType: "text/plain",
+		}
+		if key != nil {
+			ev.Key = key(i)
+		}
+		rs[i] = kafka.RecordOf(topic, ev)
+	}
+	return rs
+}
+
+// Committed returns the group's committed offsets, -1 where none.
+func Committed(tb testing.TB, cl *kgo.Client, group string) map[string]map[int32]int64 {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	out := make(map[string]map[int32]int64)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return out // not created yet: nothing committed
+	}
+	if err != nil {
+		tb.Fatalf("fetch offsets: %v", err)
+	}
+	resp.Each(func(o kadm.OffsetResponse) {
+		if out[o.Topic] == nil {
+			out[o.Topic] = make(map[int32]int64)
+		}
+		out[o.Topic][o.Partition] = o.At
+	})
+	return out
+}
+
+// EndOffsets returns the end offset of every partition of topic.
+func EndOffsets(tb testing.TB, cl *kgo.Client, topic string) map[int32]int64 {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		tb.Fatalf("end offsets: %v", err)
+	}
+	out := make(map[int32]int64)
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out
+}
+
+// Eventually polls cond until it returns nil or the deadline passes, then
+// fails the test with cond's last error.
+func Eventually(tb testing.TB, timeout time.Duration, cond func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		<-tick.C
+	}
+}
+
+// Running is a Run call in a goroutine of the test.
+type Running struct {
+	tb     testing.TB
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// Go starts run in a goroutine; the test's cleanup stops it.
+func Go(tb testing.TB, run func(context.Context) error) *Running {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Running{tb: tb, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = run(ctx)
+	}()
+	tb.Cleanup(func() { r.cancel(); <-r.done })
+	return r
+}
+
+// Stop cancels the context and returns Run's error, failing the test if Run
+// takes more than a minute to return.
+func (r *Running) Stop() error {
+	r.tb.Helper()
+	r.cancel()
+	return r.Wait(time.Minute)
+}
+
+// Wait returns Run's error once it returns by itself, failing the test after
+// timeout.
+func (r *Running) Wait(timeout time.Duration) error {
+	r.tb.Helper()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(timeout):
+		r.tb.Fatalf("Run did not return within %v", timeout)
+		return nil
+	}
+}
+
+// Done is closed when Run has returned.
+func (r *Running) Done() <-chan struct{} { return r.done }
+
+// Lag returns the sum over partitions of end offset minus committed offset.
+func Lag(tb testing.TB, cl *kgo.Client, group, topic string) (int64, error) {
+	tb.Helper()
+	ends := EndOffsets(tb, cl, topic)
+	committed := Committed(tb, cl, group)[topic]
+	var lag int64
+	for p, end := range ends {
+		c, ok := committed[p]
+		if !ok || c < 0 {
+			c = 0
+		}
+		lag += end - c
+	}
+	if lag != 0 {
+		return lag, fmt.Errorf("lag %d (committed %v, ends %v)", lag, committed, ends)
+	}
+	return 0, nil
+}
