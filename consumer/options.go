@@ -164,13 +164,17 @@ func (c *cfg) validate() error {
 
 // Brokers sets the seed brokers, host:port each. Required unless ClientOpts
 // names them.
-func Brokers(addrs ...string) Opt { return opt{func(c *cfg) { c.brokers = append(c.brokers, addrs...) }} }
+func Brokers(addrs ...string) Opt {
+	return opt{func(c *cfg) { c.brokers = append(c.brokers, addrs...) }}
+}
 
 // Group sets the consumer group. Required.
 func Group(group string) Opt { return opt{func(c *cfg) { c.group = group }} }
 
 // Topics sets the topics to consume. Required.
-func Topics(topics ...string) Opt { return opt{func(c *cfg) { c.topics = append(c.topics, topics...) }} }
+func Topics(topics ...string) Opt {
+	return opt{func(c *cfg) { c.topics = append(c.topics, topics...) }}
+}
 
 // TopicRegex makes the names given to Topics regular expressions, matched
 // against every topic of the cluster as it changes.
