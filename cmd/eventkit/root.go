@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit statuses. A halted relay exits 3 and a killed one 4, so that a
+// supervisor can tell them from a crash.
+const (
+	exitOK     = 0
+	exitError  = 1
+	exitUsage  = 2
+	exitHalted = 3
+	exitKilled = 4
+)
+
+// exitCodeError carries an exit status up to Main. Its message, if any, is
+// printed as "eventkit <command>: <message>".
+type exitCodeError struct {
+	code int
+	err  error
+}
+
+func (e *exitCodeError) Error() string { return e.err.Error() }
+func (e *exitCodeError) Unwrap() error { return e.err }
+
+// streams are the command's standard input and outputs, swapped in tests.
+type streams struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// Main runs the command line args and returns the exit status.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	s := &streams{in: stdin, out: stdout, err: stderr}
+	root := newRoot(s)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
+	}
+	name := "eventkit"
+	if cmd != nil && cmd != root {
+		name = "eventkit " + cmd.Name()
+	}
+	var ee *exitCodeError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	if isUsage(err) {
+		return exitUsage
+	}
+	return exitError
+}
+
+func isUsage(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "unknown command") || strings.HasPrefix(s, "unknown flag") ||
+		strings.HasPrefix(s, "unknown shorthand") || strings.Contains(s, "flag needs an argument") ||
+		strings.HasPrefix(s, "invalid argument") || strings.HasPrefix(s, "required flag")
+}
+
+func newRoot(s *streams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "eventkit",
+		Short: "Reliable asynchronous event processing on Apache Kafka",
+		Long: `eventkit runs the pieces of reliable event processing on Kafka: an embedded
+broker for development, the sidecar relay that delivers events to an HTTP
+endpoint, and the tools to produce, tail and inspect consumer groups.
+
+Start everything on a laptop with:
+
+  eventkit dev`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	for _, add := range commands {
+		root.AddCommand(add(s))
+	}
+	return root
+}
+
+// commands builds each subcommand; every command file adds itself in init.
+var commands []func(*streams) *cobra.Command
+
+// envOr returns the environment variable name when set, else def: flags
+// take their defaults from the environment.
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

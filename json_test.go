@@ -1,0 +1,51 @@
+package eventkit_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventkit/eventkit"
+)
+
+func TestEventJSON(t *testing.T) {
+	ts := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	tests := []struct {
+		name string
+		ev   eventkit.Event
+		has  []string // substrings of the JSON form
+	}{
+		{"json data", eventkit.Event{Topic: "t", Partition: 1, Offset: 2, Timestamp: ts, ID: "a", Key: []byte("k"), Data: []byte(`{"x":1}`)},
+			[]string{`"data":{"x":1}`, `"data_encoding":"json"`, `"key":"k"`}},
+		{"text data is base64", eventkit.Event{Timestamp: ts, Data: []byte("hello")},
+			[]string{`"data":"aGVsbG8="`, `"data_encoding":"base64"`, `"key":null`}},
+		{"binary key and headers", eventkit.Event{Timestamp: ts, Key: []byte{0xff}, Headers: []eventkit.Header{{Key: "h", Value: []byte{0xfe}}}, Data: []byte("1")},
+			[]string{`"key":"/w=="`, `"key_encoding":"base64"`, `"headers":{"h":"/g=="}`, `"headers_encoding":"base64"`}},
+		{"null value", eventkit.Event{Timestamp: ts}, []string{`"data":null`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(&tt.ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range tt.has {
+				if !strings.Contains(string(b), s) {
+					t.Errorf("%s lacks %s", b, s)
+				}
+			}
+			var back eventkit.Event
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			if tt.ev.Headers == nil {
+				back.Headers = nil
+			}
+			if !reflect.DeepEqual(back, tt.ev) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", back, tt.ev)
+			}
+		})
+	}
+}
