@@ -181,6 +181,11 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.WithLogger(kafka.Logger(c.cfg.logger)),
 		kgo.ConsumeResetOffset(c.cfg.startAt),
+		// franz-go buffers one whole fetch and keeps every batch a record
+		// in flight points into. Its 50 MiB default counts compressed bytes
+		// and can decompress to hundreds of MiB; 8 MiB keeps memory near
+		// MaxInFlight records. ClientOpts may raise it.
+		kgo.FetchMaxBytes(8 << 20),
 	}
 	if len(c.cfg.brokers) > 0 {
 		opts = append(opts, kgo.SeedBrokers(c.cfg.brokers...))
@@ -195,6 +200,7 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(c.cfg.sessionTimeout),
 		kgo.RebalanceTimeout(c.cfg.rebalanceTimeout),
+		kgo.HeartbeatInterval(c.cfg.heartbeatInterval),
 		kgo.OnPartitionsAssigned(c.onAssigned),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),

@@ -96,10 +96,11 @@ type cfg struct {
 	haltAction     HaltAction
 	deadLetter     string
 
-	commitInterval   time.Duration
-	sessionTimeout   time.Duration
-	rebalanceTimeout time.Duration
-	startAt          kgo.Offset
+	commitInterval    time.Duration
+	sessionTimeout    time.Duration
+	rebalanceTimeout  time.Duration
+	heartbeatInterval time.Duration
+	startAt           kgo.Offset
 
 	logger     *slog.Logger
 	registerer prometheus.Registerer
@@ -110,18 +111,19 @@ type cfg struct {
 
 func defaultCfg() cfg {
 	return cfg{
-		order:            ByPartition,
-		concurrency:      16,
-		maxInFlight:      10000,
-		maxRetries:       10,
-		backoffBase:      100 * time.Millisecond,
-		backoffMax:       30 * time.Second,
-		drainTimeout:     10 * time.Second,
-		commitInterval:   time.Second,
-		sessionTimeout:   45 * time.Second,
-		rebalanceTimeout: 30 * time.Second,
-		startAt:          kgo.NewOffset().AtStart(),
-		now:              time.Now,
+		order:             ByPartition,
+		concurrency:       16,
+		maxInFlight:       10000,
+		maxRetries:        10,
+		backoffBase:       100 * time.Millisecond,
+		backoffMax:        30 * time.Second,
+		drainTimeout:      10 * time.Second,
+		commitInterval:    time.Second,
+		sessionTimeout:    45 * time.Second,
+		rebalanceTimeout:  30 * time.Second,
+		heartbeatInterval: 3 * time.Second,
+		startAt:           kgo.NewOffset().AtStart(),
+		now:               time.Now,
 	}
 }
 
@@ -155,6 +157,12 @@ func (c *cfg) validate() error {
 		// A member that dies while joining can leave the group waiting for
 		// minutes when the rebalance timeout exceeds the session timeout.
 		errs = append(errs, fmt.Errorf("rebalance timeout %v must be below session timeout %v", c.rebalanceTimeout, c.sessionTimeout))
+	}
+	if c.heartbeatInterval <= 0 || 2*c.heartbeatInterval > c.rebalanceTimeout {
+		// A member learns of a rebalance from its next heartbeat; if that
+		// comes after the rebalance timeout, the member is dropped and its
+		// uncommitted work is redelivered elsewhere.
+		errs = append(errs, fmt.Errorf("heartbeat interval %v must be at most half the rebalance timeout %v", c.heartbeatInterval, c.rebalanceTimeout))
 	}
 	if c.drainTimeout >= c.rebalanceTimeout {
 		errs = append(errs, fmt.Errorf("drain timeout %v must be below rebalance timeout %v, or a slow revoke gets the member kicked", c.drainTimeout, c.rebalanceTimeout))
@@ -240,6 +248,11 @@ func SessionTimeout(d time.Duration) Opt { return opt{func(c *cfg) { c.sessionTi
 // RebalanceTimeout sets how long the group waits for members to rejoin in a
 // rebalance. It must be below the session timeout. Default 30s.
 func RebalanceTimeout(d time.Duration) Opt { return opt{func(c *cfg) { c.rebalanceTimeout = d }} }
+
+// HeartbeatInterval sets how often the member heartbeats, which is also how
+// soon it hears of a rebalance. It must be at most half the rebalance
+// timeout. Default 3s.
+func HeartbeatInterval(d time.Duration) Opt { return opt{func(c *cfg) { c.heartbeatInterval = d }} }
 
 // StartAt sets where a group without committed offsets starts. Default the
 // earliest offset, so that a new group misses nothing.
