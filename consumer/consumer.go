@@ -162,9 +162,9 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	defer cancelPoll()
 	c.cancelPoll = cancelPoll // a kill or halt ends the poll loop through it
 
-	for range c.cfg.concurrency {
+	for i := range c.cfg.concurrency {
 		c.workers.Add(1)
-		go c.work()
+		go c.work(i)
 	}
 	c.workers.Add(1)
 	go c.commitLoop(cl)

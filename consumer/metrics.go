@@ -3,6 +3,7 @@ package consumer
 import (
 	"errors"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -20,7 +21,7 @@ const (
 type metrics struct {
 	events     *prometheus.CounterVec
 	attempts   *prometheus.CounterVec
-	duration   *prometheus.HistogramVec
+	latency    *latencyHistogram
 	malformed  *prometheus.CounterVec
 	deadLetter *prometheus.CounterVec
 	commits    *prometheus.CounterVec
@@ -41,11 +42,11 @@ func newMetrics(reg prometheus.Registerer, group string, inFlight, halted func()
 			Name: "eventkit_consumer_attempts_total", ConstLabels: constLabels,
 			Help: "Handler calls, first deliveries and retries alike.",
 		}, []string{"topic"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "eventkit_consumer_handler_duration_seconds", ConstLabels: constLabels,
-			Help:    "Time spent in the handler per attempt.",
-			Buckets: []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 30},
-		}, []string{"topic"}),
+		latency: &latencyHistogram{
+			desc: prometheus.NewDesc("eventkit_consumer_handler_duration_seconds",
+				"Time spent in the handler per attempt.", []string{"topic"}, constLabels),
+			topics: make(map[string][]*histShard),
+		},
 		malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventkit_consumer_malformed_events_total", ConstLabels: constLabels,
 			Help: "Records whose CloudEvents headers did not decode; they are still handed to the handler.",
@@ -64,7 +65,7 @@ func newMetrics(reg prometheus.Registerer, group string, inFlight, halted func()
 		}, []string{"topic", "partition"}),
 	}
 	m.collectors = []prometheus.Collector{
-		m.events, m.attempts, m.duration, m.malformed, m.deadLetter, m.commits, m.lag,
+		m.events, m.attempts, m.latency, m.malformed, m.deadLetter, m.commits, m.lag,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "eventkit_consumer_in_flight", ConstLabels: constLabels,
 			Help: "Records held between fetch and commit.",
@@ -100,7 +101,6 @@ func (m *metrics) unregister(reg prometheus.Registerer) {
 type partMetrics struct {
 	success, warn, retry, kill, halt, skip prometheus.Counter
 	attempts                               prometheus.Counter
-	duration                               prometheus.Observer
 	malformed, deadLetter                  prometheus.Counter
 	lag                                    prometheus.Gauge
 }
@@ -111,7 +111,6 @@ func (m *metrics) forPartition(topic string, partition int32) partMetrics {
 		success: ev(outcomeSuccess), warn: ev(outcomeWarn), retry: ev(outcomeRetry),
 		kill: ev(outcomeKill), halt: ev(outcomeHalt), skip: ev(outcomeSkip),
 		attempts:   m.attempts.WithLabelValues(topic),
-		duration:   m.duration.WithLabelValues(topic),
 		malformed:  m.malformed.WithLabelValues(topic),
 		deadLetter: m.deadLetter.WithLabelValues(topic),
 		lag:        m.lag.WithLabelValues(topic, strconv.Itoa(int(partition))),
@@ -120,4 +119,91 @@ func (m *metrics) forPartition(topic string, partition int32) partMetrics {
 
 func (m *metrics) dropPartition(topic string, partition int32) {
 	m.lag.DeleteLabelValues(topic, strconv.Itoa(int(partition)))
+}
+
+// latencyBuckets are the upper bounds of the handler latency histogram, in
+// seconds: from a cache hit to a call that times out.
+var latencyBuckets = [...]float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 30}
+
+// histShard is one worker's share of the latency histogram for a topic.
+type histShard struct {
+	mu     sync.Mutex
+	counts [len(latencyBuckets) + 1]uint64 // the last one is +Inf
+	sum    float64
+	n      uint64
+}
+
+// observe adds one latency; the shard must be private to the caller.
+func (s *histShard) observe(secs float64) {
+	i := 0
+	for i < len(latencyBuckets) && secs > latencyBuckets[i] {
+		i++
+	}
+	s.counts[i]++
+	s.sum += secs
+	s.n++
+}
+
+// latencyHistogram is the handler latency histogram, sharded by worker: a
+// worker merges a lane run's observations into its own shard under a lock
+// nobody else takes but Collect, so the hot path has no shared atomics.
+type latencyHistogram struct {
+	desc   *prometheus.Desc
+	mu     sync.Mutex
+	topics map[string][]*histShard
+}
+
+func (h *latencyHistogram) merge(topic string, worker int, run *histShard) {
+	if run.n == 0 {
+		return
+	}
+	h.mu.Lock()
+	shards := h.topics[topic]
+	if worker >= len(shards) {
+		shards = append(shards, make([]*histShard, worker+1-len(shards))...)
+		h.topics[topic] = shards
+	}
+	s := shards[worker]
+	if s == nil {
+		s = new(histShard)
+		shards[worker] = s
+	}
+	h.mu.Unlock()
+
+	s.mu.Lock()
+	for i, c := range run.counts {
+		s.counts[i] += c
+	}
+	s.sum += run.sum
+	s.n += run.n
+	s.mu.Unlock()
+}
+
+func (h *latencyHistogram) Describe(ch chan<- *prometheus.Desc) { ch <- h.desc }
+
+func (h *latencyHistogram) Collect(ch chan<- prometheus.Metric) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for topic, shards := range h.topics {
+		var total histShard
+		for _, s := range shards {
+			if s == nil {
+				continue
+			}
+			s.mu.Lock()
+			for i, c := range s.counts {
+				total.counts[i] += c
+			}
+			total.sum += s.sum
+			total.n += s.n
+			s.mu.Unlock()
+		}
+		cumulative := make(map[float64]uint64, len(latencyBuckets))
+		var acc uint64
+		for i, le := range latencyBuckets {
+			acc += total.counts[i]
+			cumulative[le] = acc
+		}
+		ch <- prometheus.MustNewConstHistogram(h.desc, total.n, total.sum, cumulative, topic)
+	}
 }

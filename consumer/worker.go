@@ -23,21 +23,64 @@ type parked struct {
 	wait time.Duration
 }
 
-func (c *Consumer) work() {
+func (c *Consumer) work(worker int) {
 	defer c.workers.Done()
 	for {
 		select {
 		case l := <-c.ready:
-			c.runLane(l)
+			c.runLane(l, worker)
 		case <-c.quit:
 			return
 		}
 	}
 }
 
+// runStats gathers a lane run's counts so that metrics are touched once per
+// run rather than once per record: with a fast handler, per-record atomics
+// cost more than the handler.
+type runStats struct {
+	attempts, success int
+	latency           histShard
+}
+
+// doneBatch marks done events in the partition's window a batch at a time.
+// It flushes when full or when its oldest event waited a millisecond, so
+// that slow handlers still move the watermark event by event.
+type doneBatch struct {
+	items [64]*item
+	n     int
+	first time.Time
+}
+
+func (b *doneBatch) add(c *Consumer, p *partition, it *item, now time.Time) {
+	if b.n == 0 {
+		b.first = now
+	}
+	b.items[b.n] = it
+	b.n++
+	if b.n == len(b.items) || now.Sub(b.first) > time.Millisecond {
+		p.mu.Lock()
+		freed := b.flushLocked(p)
+		p.mu.Unlock()
+		c.freed(freed)
+	}
+}
+
+// flushLocked marks the batch done; the caller holds p.mu and passes the
+// count it returns to c.freed once it lets go.
+func (b *doneBatch) flushLocked(p *partition) int {
+	n := 0
+	for i := range b.n {
+		n += p.finish(b.items[i])
+		b.items[i] = nil
+	}
+	b.n = 0
+	return n
+}
+
 // runLane handles the items queued on l in order until the queue is empty,
 // an item must wait for a retry, or the agent stops.
-func (c *Consumer) runLane(l *lane) {
+func (c *Consumer) runLane(l *lane, worker int) {
 	p := l.p
 	p.mu.Lock()
 	if l.state != laneQueued || p.gone.Load() || c.stopping.Load() {
@@ -55,7 +98,11 @@ func (c *Consumer) runLane(l *lane) {
 		parkFor time.Duration
 		halted  bool
 		detach  []parked // Unordered: retried items wait in lanes of their own
+		stats   runStats
+		done    doneBatch
 	)
+	// One clock read per event: each call's end is the next one's start.
+	last := time.Now()
 loop:
 	for ; i < len(batch); i++ {
 		if c.stopping.Load() || p.gone.Load() {
@@ -63,13 +110,18 @@ loop:
 		}
 		it := batch[i]
 		err := c.call(p, it)
+		now := time.Now()
+		stats.attempts++
+		stats.latency.observe(now.Sub(last).Seconds())
+		last = now
 		switch eventkit.FlagOf(err) {
 		case eventkit.FlagNone:
-			p.m.success.Inc()
-			c.done(p, it)
+			stats.success++
+			done.add(c, p, it, now)
 			continue
 		case eventkit.FlagWarn:
 			if c.warn(p, it, err) {
+				done.add(c, p, it, now)
 				continue
 			}
 			// Not parked on the dead-letter topic: retry rather than lose it.
@@ -104,7 +156,12 @@ loop:
 		break
 	}
 
+	p.m.attempts.Add(float64(stats.attempts))
+	p.m.success.Add(float64(stats.success))
+	c.metrics.latency.merge(p.topic, worker, &stats.latency)
+
 	p.mu.Lock()
+	freed := done.flushLocked(p)
 	p.running--
 	if rest := slices.DeleteFunc(batch[i:], func(it *item) bool { return it == nil }); len(rest) > 0 {
 		l.queue = append(rest, l.queue...)
@@ -129,6 +186,7 @@ loop:
 	}
 	pause := len(p.halts) > 0 && c.cfg.haltAction == PausePartition
 	p.mu.Unlock()
+	c.freed(freed)
 
 	if pause {
 		if cl := c.cl.Load(); cl != nil {
@@ -143,7 +201,6 @@ loop:
 // call runs one handler attempt, turning a panic into a retry.
 func (c *Consumer) call(p *partition, it *item) (err error) {
 	it.attempt++
-	p.m.attempts.Inc()
 	var ctx context.Context
 	if it.attempt == 1 {
 		// The first attempt's context lives in the item, saving an allocation
@@ -158,9 +215,7 @@ func (c *Consumer) call(p *partition, it *item) (err error) {
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.handlerTimeout)
 		defer cancel()
 	}
-	start := time.Now()
 	defer func() {
-		p.m.duration.Observe(time.Since(start).Seconds())
 		if r := recover(); r != nil {
 			err = eventkit.Retry(&panicError{value: r})
 			c.log.Error("handler panicked", c.attrs(it, "panic", r, "stack", string(debug.Stack()))...)
@@ -169,15 +224,8 @@ func (c *Consumer) call(p *partition, it *item) (err error) {
 	return c.handler.Handle(ctx, &it.ev)
 }
 
-func (c *Consumer) done(p *partition, it *item) {
-	p.mu.Lock()
-	n := p.finish(it)
-	p.mu.Unlock()
-	c.freed(n)
-}
-
 // warn logs a warned event and parks it on the dead-letter topic when one is
-// set. It reports whether the event is done.
+// set. It reports whether the event is done; the caller marks it.
 func (c *Consumer) warn(p *partition, it *item, cause error) bool {
 	c.log.Warn("event warned", c.attrs(it, "attempt", it.attempt, "cause", cause)...)
 	if c.cfg.deadLetter != "" {
@@ -188,7 +236,6 @@ func (c *Consumer) warn(p *partition, it *item, cause error) bool {
 		p.m.deadLetter.Inc()
 	}
 	p.m.warn.Inc()
-	c.done(p, it)
 	return true
 }
 

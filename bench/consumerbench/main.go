@@ -1,0 +1,319 @@
+// Command consumerbench measures the consumer agent against a raw franz-go
+// group consumer on the same broker, in the same run, and prints a table of
+// records/s and ratios.
+//
+//	go run ./bench/consumerbench            # 1M records of 200 B, 5 rounds
+//	go run ./bench/consumerbench -records 200000 -rounds 3
+//
+// The broker runs in a child process (this same binary) so that its garbage
+// and the consumer's do not mix. Scenarios run interleaved, round after
+// round, and the table reports medians, because a 2-core machine is noisy.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/consumer"
+	"github.com/eventkit/eventkit/internal/testkit/seed"
+	"github.com/eventkit/eventkit/kafka"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func main() {
+	records := flag.Int("records", 1_000_000, "records per topic")
+	size := flag.Int("size", 200, "record value size in bytes")
+	rounds := flag.Int("rounds", 5, "rounds of every scenario")
+	serve := flag.Bool("serve-broker", false, "internal: run the broker child")
+	only := flag.String("only", "", "comma-separated parts of scenario names to run (default all)")
+	fetchMB := flag.Int("fetch-max-mib", 8, "franz-go FetchMaxBytes in MiB, the same for every scenario")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured rounds to this file")
+	flag.Parse()
+	fetchMax = int32(*fetchMB) << 20
+	if v := os.Getenv("IO_INFLIGHT"); v != "" {
+		ioInFlight, _ = strconv.Atoi(v)
+	}
+	if *serve {
+		if err := serveBroker(*records, *size); err != nil {
+			fmt.Fprintln(os.Stderr, "broker:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "consumerbench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		startProfile = func() { _ = pprof.StartCPUProfile(f) }
+		stopProfile = pprof.StopCPUProfile
+	}
+	if err := run(*records, *size, *rounds, *only); err != nil {
+		fmt.Fprintln(os.Stderr, "consumerbench:", err)
+		os.Exit(1)
+	}
+}
+
+var (
+	sleptNanos, sleeps atomic.Int64
+	ioInFlight   = 20000
+	fetchMax     int32
+	startProfile = func() {}
+	stopProfile  = func() {}
+)
+
+const (
+	wideTopic = "bench.wide" // 8 partitions, 10k keys
+	ioTopic   = "bench.io"   // 1 partition, 10k keys
+	keys      = 10_000
+)
+
+// serveBroker runs the embedded broker with both topics filled, prints
+// "ready ADDR" and waits for stdin to close.
+func serveBroker(records, size int) error {
+	b, err := kafka.StartBroker(kafka.BrokerConfig{})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	for topic, parts := range map[string]int32{wideTopic: 8, ioTopic: 1} {
+		if err := b.CreateTopic(topic, parts); err != nil {
+			return err
+		}
+		if err := seed.Events(b.Addr(), topic, records, size, keys); err != nil {
+			return err
+		}
+	}
+	fmt.Println("ready", b.Addr())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+func startBroker(records, size int) (addr string, stop func(), err error) {
+	cmd := exec.Command(os.Args[0], "-serve-broker", "-records", strconv.Itoa(records), "-size", strconv.Itoa(size))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop = func() { stdin.Close(); _ = cmd.Wait() }
+	s := bufio.NewScanner(stdout)
+	for s.Scan() {
+		if a, ok := strings.CutPrefix(s.Text(), "ready "); ok {
+			return a, stop, nil
+		}
+	}
+	stop()
+	return "", nil, errors.New("broker child exited before it was ready")
+}
+
+type scenario struct {
+	name   string
+	topic  string
+	target string
+	// run consumes every record of topic with a fresh group and returns
+	// the time from the first record to the last one handled.
+	run func(ctx context.Context, addr, topic, group string, n int) (time.Duration, error)
+	// base is the records/s the ratio divides by: 0 for the raw
+	// consumer's median in the same run.
+	base float64
+}
+
+func run(records, size, rounds int, only string) error {
+	fmt.Fprintf(os.Stderr, "seeding %d records of %d B into %s (8 partitions) and %s (1 partition)...\n", records, size, wideTopic, ioTopic)
+	addr, stop, err := startBroker(records, size)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	noop := eventkit.HandlerFunc(func(context.Context, *eventkit.Event) error { return nil })
+	sleep := eventkit.HandlerFunc(func(ctx context.Context, _ *eventkit.Event) error {
+		t0 := time.Now()
+		time.Sleep(time.Millisecond)
+		sleptNanos.Add(int64(time.Since(t0)))
+		sleeps.Add(1)
+		return nil
+	})
+	scenarios := []scenario{
+		{name: "raw franz-go", topic: wideTopic, run: raw},
+		{name: "agent ByPartition, no-op", topic: wideTopic, target: "≥ 0.8", run: agent(noop, consumer.Ordering(consumer.ByPartition))},
+		{name: "agent ByKey, no-op", topic: wideTopic, target: "≥ 0.5", run: agent(noop, consumer.Ordering(consumer.ByKey))},
+		{name: "agent Unordered, no-op", topic: wideTopic, run: agent(noop, consumer.Ordering(consumer.Unordered))},
+		{name: "agent ByKey, 1 ms I/O, Concurrency 256, 1 partition", topic: ioTopic, target: "≥ 0.8", base: 256 / 0.001,
+			run: agent(sleep, consumer.Ordering(consumer.ByKey), consumer.Concurrency(256), consumer.MaxInFlight(ioInFlight))},
+	}
+	if only != "" {
+		want := strings.Split(only, ",")
+		scenarios = slices.DeleteFunc(scenarios, func(s scenario) bool {
+			return !slices.ContainsFunc(want, func(w string) bool { return strings.Contains(s.name, w) })
+		})
+	}
+
+	rates := make([][]float64, len(scenarios))
+	ctx := context.Background()
+	// One unmeasured pass warms the broker's caches and both heaps.
+	for i, s := range scenarios {
+		if _, err := s.run(ctx, addr, s.topic, fmt.Sprintf("bench-warmup-%d", i), records); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	startProfile()
+	defer stopProfile()
+	for r := range rounds {
+		for i, s := range scenarios {
+			group := fmt.Sprintf("bench-%d-%d", r, i)
+			d, err := s.run(ctx, addr, s.topic, group, records)
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			rate := float64(records) / d.Seconds()
+			rates[i] = append(rates[i], rate)
+			fmt.Fprintf(os.Stderr, "round %d  %-52s %10.0f records/s\n", r+1, s.name, rate)
+			if n := sleeps.Swap(0); n > 0 {
+				mean := time.Duration(sleptNanos.Swap(0) / n)
+				fmt.Fprintf(os.Stderr, "         mean handler latency %v, busy slots %.1f of 256\n", mean, rate*mean.Seconds())
+			}
+		}
+	}
+
+	rawMedian := 0.0
+	for i, s := range scenarios {
+		if s.name == "raw franz-go" {
+			rawMedian = median(rates[i])
+		}
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "| scenario\t| records/s (median of %d)\t| ratio\t| base\t| target\t|\n", rounds)
+	fmt.Fprintf(w, "|---\t|---:\t|---:\t|---\t|---\t|\n")
+	for i, s := range scenarios {
+		m := median(rates[i])
+		base, baseName := rawMedian, "raw franz-go, same run"
+		if s.base > 0 {
+			base, baseName = s.base, "Concurrency ÷ latency = 256k/s"
+		}
+		ratio := "—"
+		if base > 0 && s.name != "raw franz-go" {
+			ratio = fmt.Sprintf("%.2f", m/base)
+		}
+		if s.name == "raw franz-go" {
+			baseName = ""
+		}
+		fmt.Fprintf(w, "| %s\t| %.0f\t| %s\t| %s\t| %s\t|\n", s.name, m, ratio, baseName, s.target)
+	}
+	return w.Flush()
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+// raw is the baseline: a franz-go group consumer that reads every record and
+// commits what it polled once a second, as an at-least-once consumer does.
+func raw(ctx context.Context, addr, topic, group string, n int) (time.Duration, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(fetchMax))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	var (
+		seen       int
+		bytes      int
+		start      time.Time
+		lastCommit = time.Now()
+	)
+	for seen < n {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("saw %d of %d records: %w", seen, n, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if start.IsZero() {
+				start = time.Now()
+			}
+			bytes += len(r.Value)
+			seen++
+		})
+		if time.Since(lastCommit) > time.Second {
+			if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+				return 0, err
+			}
+			lastCommit = time.Now()
+		}
+	}
+	d := time.Since(start)
+	_ = bytes
+	return d, cl.CommitUncommittedOffsets(ctx)
+}
+
+// agent runs the consumer agent with h wrapped to time the first and last
+// record.
+func agent(h eventkit.Handler, opts ...consumer.Opt) func(ctx context.Context, addr, topic, group string, n int) (time.Duration, error) {
+	return func(ctx context.Context, addr, topic, group string, n int) (time.Duration, error) {
+		var (
+			seen  atomic.Int64
+			start atomic.Int64
+			end   atomic.Int64
+			done  = make(chan struct{})
+		)
+		timed := eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+			if start.Load() == 0 {
+				start.CompareAndSwap(0, time.Now().UnixNano())
+			}
+			err := h.Handle(ctx, ev)
+			if seen.Add(1) == int64(n) {
+				end.Store(time.Now().UnixNano())
+				close(done)
+			}
+			return err
+		})
+		c, err := consumer.New(timed, append([]consumer.Opt{
+			consumer.Brokers(addr), consumer.Group(group), consumer.Topics(topic),
+			consumer.ClientOpts(kgo.FetchMaxBytes(fetchMax)),
+		}, opts...)...)
+		if err != nil {
+			return 0, err
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		errc := make(chan error, 1)
+		go func() { errc <- c.Run(ctx) }()
+		select {
+		case <-done:
+		case err := <-errc:
+			return 0, fmt.Errorf("Run returned early: %v", err)
+		case <-time.After(5 * time.Minute):
+			return 0, fmt.Errorf("handled %d of %d records in 5 minutes", seen.Load(), n)
+		}
+		cancel()
+		if err := <-errc; err != nil {
+			return 0, err
+		}
+		return time.Duration(end.Load() - start.Load()), nil
+	}
+}
