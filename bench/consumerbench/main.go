@@ -72,10 +72,10 @@ func main() {
 
 var (
 	sleptNanos, sleeps atomic.Int64
-	ioInFlight   = 20000
-	fetchMax     int32
-	startProfile = func() {}
-	stopProfile  = func() {}
+	ioInFlight         = 20000
+	fetchMax           int32
+	startProfile       = func() {}
+	stopProfile        = func() {}
 )
 
 const (
