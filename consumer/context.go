@@ -4,24 +4,53 @@ import "context"
 
 type attemptKey struct{}
 
-// attemptCtx carries the attempt number to the handler without an extra
-// allocation per record: it lives inside the record's own bookkeeping.
+// attemptCtx carries the event's bookkeeping to the handler. The first
+// attempt's lives inside the item itself, saving an allocation per record.
 type attemptCtx struct {
 	context.Context
-	attempt int
+	it    *item
+	group string
 }
 
 func (c *attemptCtx) Value(key any) any {
 	if key == (attemptKey{}) {
-		return c.attempt
+		return c
 	}
 	return c.Context.Value(key)
+}
+
+func attemptOf(ctx context.Context) *attemptCtx {
+	a, _ := ctx.Value(attemptKey{}).(*attemptCtx)
+	return a
 }
 
 // Attempt reports which delivery of the event this is: 1 the first time,
 // 2 on the first retry, and so on. It is 0 outside a handler called by the
 // agent. With an idempotency store the count survives restarts.
 func Attempt(ctx context.Context) int {
-	n, _ := ctx.Value(attemptKey{}).(int)
-	return n
+	if a := attemptOf(ctx); a != nil {
+		return a.it.attempt
+	}
+	return 0
+}
+
+// SetAttempt raises the attempt count of the event being handled to n, for
+// middleware that keeps counts across restarts and rebalances (the
+// idempotency layer): the retry limit then counts attempts made before this
+// process started, so a crash loop still halts. A lower n is ignored, as is
+// a context the agent did not create. It must be called from the handler's
+// own goroutine.
+func SetAttempt(ctx context.Context, n int) {
+	if a := attemptOf(ctx); a != nil && n > a.it.attempt {
+		a.it.attempt = n
+	}
+}
+
+// GroupOf returns the consumer group of the agent calling the handler, or ""
+// outside one.
+func GroupOf(ctx context.Context) string {
+	if a := attemptOf(ctx); a != nil {
+		return a.group
+	}
+	return ""
 }

@@ -310,3 +310,31 @@ func TestPausePartitionResumeAndSkip(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Middleware that keeps attempt counts elsewhere (the idempotency layer)
+// raises the agent's count: the retry limit then includes attempts made
+// before a restart.
+func TestSetAttemptCountsTowardsTheLimit(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 1, nil)...)
+	var seen []int
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		if consumer.GroupOf(ctx) != "g" {
+			t.Errorf("GroupOf = %q", consumer.GroupOf(ctx))
+		}
+		if consumer.Attempt(ctx) == 1 {
+			consumer.SetAttempt(ctx, 3) // two attempts happened before a crash
+		}
+		seen = append(seen, consumer.Attempt(ctx))
+		return errors.New("still failing")
+	}), consumer.MaxRetries(3))
+	err := testkit.Go(t, c.Run).Wait(30 * time.Second)
+	var ee *consumer.EventError
+	if !errors.As(err, &ee) || ee.Attempts != 4 {
+		t.Fatalf("Run = %v, want a halt after 4 attempts in all", err)
+	}
+	if !equalInts(seen, []int{3, 4}) {
+		t.Fatalf("attempts seen by the handler %v, want [3 4]", seen)
+	}
+}

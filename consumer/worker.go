@@ -205,10 +205,10 @@ func (c *Consumer) call(p *partition, it *item) (err error) {
 	if it.attempt == 1 {
 		// The first attempt's context lives in the item, saving an allocation
 		// per record; retries get their own, in case a handler kept the old.
-		it.attemptC = attemptCtx{Context: p.ctx, attempt: 1}
+		it.attemptC = attemptCtx{Context: p.ctx, it: it, group: c.cfg.group}
 		ctx = &it.attemptC
 	} else {
-		ctx = &attemptCtx{Context: p.ctx, attempt: it.attempt}
+		ctx = &attemptCtx{Context: p.ctx, it: it, group: c.cfg.group}
 	}
 	if c.cfg.handlerTimeout > 0 {
 		var cancel context.CancelFunc
