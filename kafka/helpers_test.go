@@ -4,7 +4,13 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
+
+// TestMain fails the package if a client, broker or Connect check leaves a
+// goroutine behind.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testCtx bounds a test's calls to the broker: a hang fails the test
 // instead of stalling the run.
