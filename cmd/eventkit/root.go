@@ -67,8 +67,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	return exitError
 }
 
-// oneLine joins the lines of an error (errors.Join makes one a problem), so
-// that every failure is one line on stderr.
+// oneLine joins the lines of an error, such as the one line per problem
+// that errors.Join gives, so that every failure is one line on stderr.
 func oneLine(err error) string {
 	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }
