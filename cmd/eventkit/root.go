@@ -50,21 +50,27 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return exitOK
 	}
 	name := "eventkit"
-	if cmd != nil && cmd != root {
-		name = "eventkit " + cmd.Name()
+	if cmd != nil {
+		name = cmd.CommandPath() // "eventkit offsets show", not "eventkit show"
 	}
 	var ee *exitCodeError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", name, ee.err)
+			fmt.Fprintf(stderr, "%s: %s\n", name, oneLine(ee.err))
 		}
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	fmt.Fprintf(stderr, "%s: %s\n", name, oneLine(err))
 	if isUsage(err) {
 		return exitUsage
 	}
 	return exitError
+}
+
+// oneLine joins the lines of an error, such as the one line per problem
+// that errors.Join gives, so that every failure is one line on stderr.
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }
 
 func isUsage(err error) bool {
@@ -87,10 +93,14 @@ Start everything on a laptop with:
   eventkit dev`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return applyEnv(cmd)
+		},
 	}
 	for _, add := range commands {
 		root.AddCommand(add(s))
 	}
+	documentEnv(root)
 	return root
 }
 

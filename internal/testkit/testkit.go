@@ -4,9 +4,11 @@
 package testkit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -200,4 +202,45 @@ func Lag(tb testing.TB, cl *kgo.Client, group, topic string) (int64, error) {
 		return lag, fmt.Errorf("lag %d (committed %v, ends %v)", lag, committed, ends)
 	}
 	return 0, nil
+}
+
+// ReadAll reads topic from its start, without a consumer group, up to the
+// end offsets it has when ReadAll is called, and returns the records in
+// partition and offset order. It fails the test if they do not all arrive
+// within 30 seconds.
+func ReadAll(tb testing.TB, addr, topic string, opts ...kgo.Opt) []*kgo.Record {
+	tb.Helper()
+	cl := Client(tb, addr, append([]kgo.Opt{
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	}, opts...)...)
+	want := EndOffsets(tb, cl, topic)
+	next := make(map[int32]int64)
+	done := func() bool {
+		for p, end := range want {
+			if next[p] < end {
+				return false
+			}
+		}
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for !done() {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			tb.Fatalf("read %s: got %d records, want offsets up to %v: %v", topic, len(out), want, ctx.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset < want[r.Partition] {
+				out = append(out, r)
+				next[r.Partition] = r.Offset + 1
+			}
+		})
+	}
+	slices.SortFunc(out, func(a, b *kgo.Record) int {
+		return cmp.Or(cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
+	})
+	return out
 }

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/internal/testkit"
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// tailJSON runs `tail --json` with args until it printed n events, stops it
+// as a user would and returns them.
+func tailJSON(t *testing.T, n int, args ...string) []eventkit.Event {
+	t.Helper()
+	p := start(t, append([]string{"tail", "--json"}, args...)...)
+	evs := make([]eventkit.Event, n)
+	for i := range evs {
+		l := p.line()
+		if err := json.Unmarshal([]byte(l), &evs[i]); err != nil {
+			t.Fatalf("tail printed %q: %v", l, err)
+		}
+	}
+	if code := p.interrupt(); code != 0 {
+		t.Fatalf("tail exited %d after SIGINT, want 0; stderr: %s", code, p.stderr.String())
+	}
+	return evs
+}
+
+func TestBrokerProduceTailOffsets(t *testing.T) {
+	_, addr := startBroker(t, "--topics", "orders,big,bulk")
+
+	input := `{"amount":100,"currency":"EUR"}` + "\n\nhello world\n[1,2,3]\n"
+	r := mustRun(t, input, "produce", "--brokers", addr, "--topic", "orders", "--key", "acct-1")
+	if !strings.Contains(r.stderr, "produced 3 events to orders") {
+		t.Fatalf("produce said %q, want it to count 3 events", r.stderr)
+	}
+
+	var ids []string
+	t.Run("tail json", func(t *testing.T) {
+		evs := tailJSON(t, 3, "--brokers", addr, "--topic", "orders", "--from-beginning")
+		want := []struct{ data, contentType string }{
+			{`{"amount":100,"currency":"EUR"}`, "application/json"},
+			{"hello world", "text/plain"},
+			{"[1,2,3]", "application/json"},
+		}
+		seen := make(map[string]bool)
+		for i, ev := range evs {
+			if string(ev.Data) != want[i].data || ev.ContentType != want[i].contentType {
+				t.Errorf("event %d: data %q content type %q, want %q %q", i, ev.Data, ev.ContentType, want[i].data, want[i].contentType)
+			}
+			if u, err := uuid.Parse(ev.ID); err != nil || u.Version() != 7 || seen[ev.ID] {
+				t.Errorf("event %d: id %q, want a fresh UUIDv7", i, ev.ID)
+			}
+			seen[ev.ID] = true
+			ids = append(ids, ev.ID)
+			if ev.Type != "eventkit.cli" || ev.Source != "eventkit-cli" || string(ev.Key) != "acct-1" || ev.Offset != int64(i) {
+				t.Errorf("event %d: %s type %q source %q key %q, want orders/0/%d eventkit.cli eventkit-cli acct-1",
+					i, ev.Coordinates(), ev.Type, ev.Source, ev.Key, i)
+			}
+		}
+	})
+
+	t.Run("tail text", func(t *testing.T) {
+		p := start(t, "tail", "--brokers", addr, "--topic", "orders", "--from-beginning")
+		for i, want := range []string{`{"amount":100,"currency":"EUR"}`, "hello world", "[1,2,3]"} {
+			l := p.line()
+			prefix := fmt.Sprintf("orders/0/%d id=%s type=eventkit.cli key=acct-1 ", i, ids[i])
+			if l != prefix+want {
+				t.Errorf("line %d: %q, want %q", i, l, prefix+want)
+			}
+		}
+		if code := p.interrupt(); code != 0 {
+			t.Fatalf("tail exited %d, want 0", code)
+		}
+	})
+
+	t.Run("produce flags", func(t *testing.T) {
+		mustRun(t, "<xml/>\n", "produce", "--brokers", addr, "--topic", "orders",
+			"--type", "orders.imported", "--source", "/importer", "--content-type", "application/xml")
+		ev := tailJSON(t, 4, "--brokers", addr, "--topic", "orders", "--from-beginning")[3]
+		if ev.Type != "orders.imported" || ev.Source != "/importer" || ev.ContentType != "application/xml" || ev.Key != nil {
+			t.Fatalf("got %+v, want the flags' type, source and content type and no key", ev)
+		}
+	})
+
+	t.Run("line over 1 MiB", func(t *testing.T) {
+		long := strings.Repeat("a", 1<<20+1)
+		mustRun(t, long+"\n", "produce", "--brokers", addr, "--topic", "big")
+		rs := testkit.ReadAll(t, addr, "big")
+		if len(rs) != 1 || len(rs[0].Value) != len(long) {
+			t.Fatalf("read %d records, want 1 of %d bytes", len(rs), len(long))
+		}
+	})
+
+	t.Run("progress", func(t *testing.T) {
+		r := mustRun(t, strings.Repeat("x\n", 10001), "produce", "--brokers", addr, "--topic", "bulk")
+		if !strings.Contains(r.stderr, "produced 10000 events...\n") || !strings.Contains(r.stderr, "produced 10001 events to bulk") {
+			t.Fatalf("produce said %q, want a progress line at 10000 and the total", r.stderr)
+		}
+	})
+
+	t.Run("offsets show", func(t *testing.T) {
+		// A group member that processed the first 3 of the 4 orders.
+		member := testkit.Client(t, addr, kgo.ConsumerGroup("billing"), kgo.ConsumeTopics("orders"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(),
+			kgo.SessionTimeout(10*time.Second), kgo.RebalanceTimeout(8*time.Second))
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		var got []*kgo.Record
+		for len(got) < 3 {
+			fs := member.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("group member read %d records: %v", len(got), ctx.Err())
+			}
+			got = append(got, fs.Records()...)
+		}
+		if err := member.CommitRecords(ctx, got[:3]...); err != nil {
+			t.Fatal(err)
+		}
+
+		r := mustRun(t, "", "offsets", "show", "--brokers", addr, "--group", "billing", "--json")
+		var out struct {
+			Group      string `json:"group"`
+			Partitions []struct {
+				Topic               string
+				Partition           int32
+				Committed, End, Lag int64
+			} `json:"partitions"`
+			TotalLag int64 `json:"total_lag"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+			t.Fatalf("offsets show printed %q: %v", r.stdout, err)
+		}
+		if out.Group != "billing" || out.TotalLag != 1 || len(out.Partitions) != 1 {
+			t.Fatalf("offsets show: %+v, want billing with one partition and a lag of 1", out)
+		}
+		if p := out.Partitions[0]; p.Topic != "orders" || p.Partition != 0 || p.Committed != 3 || p.End != 4 || p.Lag != 1 {
+			t.Fatalf("offsets show: %+v, want orders/0 committed 3, end 4, lag 1", p)
+		}
+
+		table := mustRun(t, "", "offsets", "show", "--brokers", addr, "--group", "billing").stdout
+		rows := strings.Split(strings.TrimSpace(table), "\n")
+		want := [][]string{{"TOPIC", "PARTITION", "COMMITTED", "END", "LAG"}, {"orders", "0", "3", "4", "1"}, {"TOTAL", "1"}}
+		if len(rows) != len(want) {
+			t.Fatalf("table:\n%s\nwant %d rows", table, len(want))
+		}
+		for i, row := range rows {
+			if !reflect.DeepEqual(strings.Fields(row), want[i]) {
+				t.Errorf("table row %d: %q, want %q", i, row, want[i])
+			}
+		}
+	})
+
+	t.Run("tail with a group commits", func(t *testing.T) {
+		tailJSON(t, 4, "--brokers", addr, "--topic", "orders", "--from-beginning", "--group", "audit")
+		r := mustRun(t, "", "offsets", "show", "--brokers", addr, "--group", "audit", "--json")
+		if !strings.Contains(r.stdout, `"committed":4,"end":4,"lag":0`) {
+			t.Fatalf("offsets show after tail --group: %s, want committed 4 and no lag", r.stdout)
+		}
+	})
+
+	t.Run("errors against a running broker", func(t *testing.T) {
+		for _, tc := range []struct {
+			name  string
+			stdin string
+			args  []string
+			want  string
+		}{
+			{"produce to missing topic", "x\n", []string{"produce", "--brokers", addr, "--topic", "nope"}, "topic nope does not exist"},
+			{"tail missing topic", "", []string{"tail", "--brokers", addr, "--topic", "nope"}, "topic nope does not exist"},
+			{"unknown group", "", []string{"offsets", "show", "--brokers", addr, "--group", "nobody"}, `group "nobody": no such consumer group`},
+			{"sasl against a broker without it", "", []string{"tail", "--brokers", addr, "--topic", "orders", "--sasl-mechanism", "PLAIN", "--sasl-username", "u", "--sasl-password", "p"}, "connect to " + addr},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				checkFails(t, run(t, nil, tc.stdin, tc.args...), 1, tc.want)
+			})
+		}
+	})
+}
+
+// checkFails asserts that a command failed with code and one line on
+// stderr that says want.
+func checkFails(t *testing.T, r result, code int, want string) {
+	t.Helper()
+	t.Logf("exit %d: %s", r.code, strings.TrimSpace(r.stderr))
+	if r.code != code {
+		t.Errorf("exit %d, want %d; stderr: %s", r.code, code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "eventkit") || !strings.Contains(last, want) {
+		t.Errorf("stderr %q, want a last line that says %q", r.stderr, want)
+	}
+	if strings.Contains(r.stderr, "panic") || strings.Contains(r.stderr, "goroutine ") {
+		t.Errorf("stderr shows a panic: %s", r.stderr)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	closed := freeAddr(t)
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown command", nil, []string{"nope"}, 2, "unknown command"},
+		{"unknown flag", nil, []string{"tail", "--nope"}, 2, "unknown flag: --nope"},
+		{"produce without topic", nil, []string{"produce", "--brokers", closed}, 2, `required flag(s) "topic" not set`},
+		{"offsets show without group", nil, []string{"offsets", "show", "--brokers", closed}, 2, `required flag(s) "group" not set`},
+		{"no brokers", nil, []string{"tail", "--topic", "t"}, 1, "no brokers: set --brokers or EVENTKIT_BROKERS"},
+		{"nothing listening", nil, []string{"tail", "--brokers", closed, "--topic", "t"}, 1, "connection refused"},
+		{"bad broker address", nil, []string{"offsets", "show", "--brokers", "kafka:http", "--group", "g"}, 1, `broker "kafka:http"`},
+		{"unknown sasl mechanism", nil, []string{"tail", "--brokers", closed, "--topic", "t", "--sasl-mechanism", "GSSAPI", "--sasl-username", "u", "--sasl-password", "p"}, 1, `unknown mechanism "GSSAPI"`},
+		{"tls file without tls", nil, []string{"tail", "--brokers", closed, "--topic", "t", "--tls-ca", "ca.pem"}, 1, "TLS is not enabled"},
+		{"missing CA file", nil, []string{"tail", "--brokers", closed, "--topic", "t", "--tls", "--tls-ca", "/nonexistent/ca.pem"}, 1, "read CA file"},
+		{"malformed env switch", []string{"EVENTKIT_TLS=maybe"}, []string{"tail", "--brokers", closed, "--topic", "t"}, 1, `EVENTKIT_TLS="maybe"`},
+		{"malformed env number", []string{"EVENTKIT_PARTITIONS=many"}, []string{"broker", "--listen", closed}, 1, `EVENTKIT_PARTITIONS="many"`},
+		{"zero partitions", nil, []string{"broker", "--listen", closed, "--partitions", "0"}, 1, "--partitions 0: want at least 1"},
+		{"broker on another interface", nil, []string{"broker", "--listen", "10.1.2.3:9092"}, 1, "binds 127.0.0.1 only"},
+		{"broker address without port", nil, []string{"broker", "--listen", "localhost"}, 1, `broker listen address "localhost"`},
+		{"dev on another interface", nil, []string{"dev", "--data", "", "--broker-addr", "0.0.0.0:9092"}, 1, "start broker"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkFails(t, run(t, tc.env, "", tc.args...), tc.code, tc.want)
+		})
+	}
+
+	t.Run("env fills a flag", func(t *testing.T) {
+		r := run(t, []string{"EVENTKIT_BROKERS=" + closed, "EVENTKIT_TOPIC=t"}, "", "tail")
+		checkFails(t, r, 1, "connect to "+closed)
+	})
+	t.Run("flag wins over env", func(t *testing.T) {
+		r := run(t, []string{"EVENTKIT_BROKERS=kafka:http"}, "", "tail", "--topic", "t", "--brokers", closed)
+		checkFails(t, r, 1, "connect to "+closed)
+	})
+}
+
+func TestDev(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	startDev := func(t *testing.T) *proc {
+		t.Helper()
+		p := start(t, "dev", "--data", dir, "--broker-addr", addr)
+		out := p.until("ready")
+		if out[0] != "broker: "+addr {
+			t.Fatalf("dev printed %q first, want %q", out[0], "broker: "+addr)
+		}
+		if hints := strings.Join(out[1:], "\n"); !strings.Contains(hints, "eventkit produce --brokers "+addr+" --topic demo") ||
+			!strings.Contains(hints, "eventkit tail --brokers "+addr+" --topic demo") {
+			t.Errorf("dev printed %q, want commands to produce and tail with its address", hints)
+		}
+		return p
+	}
+
+	dev := startDev(t)
+	mustRun(t, "first\nsecond\n", "produce", "--brokers", addr, "--topic", "demo", "--key", "k")
+	if code := dev.interrupt(); code != 0 {
+		t.Fatalf("dev exited %d after SIGINT, want 0; stderr: %s", code, dev.stderr.String())
+	}
+
+	t.Run("restart keeps the records", func(t *testing.T) {
+		dev := startDev(t)
+		evs := tailJSON(t, 2, "--brokers", addr, "--topic", "demo", "--from-beginning")
+		if string(evs[0].Data) != "first" || string(evs[1].Data) != "second" {
+			t.Fatalf("after restart read %q and %q, want first and second", evs[0].Data, evs[1].Data)
+		}
+		if code := dev.interrupt(); code != 0 {
+			t.Fatalf("dev exited %d after SIGINT, want 0", code)
+		}
+	})
+}

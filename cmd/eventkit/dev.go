@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func init() { commands = append(commands, newDevCmd) }
+
+// devTopic is the topic `eventkit dev` creates so that the first produce
+// and tail work without any setup.
+const devTopic = "demo"
+
+// devPart is one service `eventkit dev` runs. Parts start in order, each
+// seeing in the devEnv what the earlier ones set up, and stop in reverse.
+type devPart struct {
+	name  string
+	start func(ctx context.Context, env *devEnv) (stop func(), err error)
+}
+
+// devEnv is what the parts of `eventkit dev` share.
+type devEnv struct {
+	data       string // the --data directory; each part keeps its state below it
+	brokerAddr string // set by the broker part
+	// lines are printed once every part is up, "name: address" each, then
+	// hints on what to try, then "ready".
+	lines, hints []string
+}
+
+func newDevCmd(s *streams) *cobra.Command {
+	broker := brokerFlags{partitions: 3, topics: devTopic}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything a laptop needs: the embedded broker, with state on disk",
+		Long: `dev runs the development environment in one process: the embedded
+broker with a "demo" topic, its records and offsets kept under --data so that
+they survive a restart. Once everything is up it prints one line per part
+("broker: ADDR"), a few commands to try, and "ready"; it runs until
+interrupted and then stops cleanly.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			parts := []devPart{
+				{name: "broker", start: broker.devStart},
+			}
+			return runDev(cmd.Context(), s, &devEnv{data: broker.data}, parts)
+		},
+	}
+	broker.bind(cmd, "broker-addr", "./eventkit-data", "127.0.0.1:9092")
+	return cmd
+}
+
+// runDev starts parts in order, prints what they report, waits for ctx to
+// end and stops them in reverse order. A part that fails to start stops
+// the ones before it.
+func runDev(ctx context.Context, s *streams, env *devEnv, parts []devPart) error {
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	for _, p := range parts {
+		stop, err := p.start(ctx, env)
+		if err != nil {
+			return fmt.Errorf("start %s: %w", p.name, err)
+		}
+		stops = append(stops, stop)
+	}
+	for _, l := range env.lines {
+		fmt.Fprintln(s.out, l)
+	}
+	if len(env.hints) > 0 {
+		fmt.Fprintln(s.out, "try:")
+		for _, h := range env.hints {
+			fmt.Fprintln(s.out, "  "+h)
+		}
+	}
+	fmt.Fprintln(s.out, "ready")
+	<-ctx.Done()
+	return nil
+}
+
+// devStart is the broker part of `eventkit dev`.
+func (f *brokerFlags) devStart(_ context.Context, env *devEnv) (func(), error) {
+	b, err := f.start()
+	if err != nil {
+		return nil, err
+	}
+	env.brokerAddr = b.Addr()
+	env.lines = append(env.lines, "broker: "+b.Addr())
+	env.hints = append(env.hints,
+		fmt.Sprintf(`echo '{"hello":"world"}' | eventkit produce --brokers %s --topic %s`, b.Addr(), devTopic),
+		fmt.Sprintf("eventkit tail --brokers %s --topic %s --from-beginning", b.Addr(), devTopic),
+	)
+	return b.Close, nil
+}

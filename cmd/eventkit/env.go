@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Every flag falls back to an environment variable named after it:
+// --tls-ca reads EVENTKIT_TLS_CA, --data EVENTKIT_DATA. One rule for all
+// commands means an operator can guess the name, and a deployment can
+// configure a container entirely from its environment.
+
+// envName returns the environment variable a flag falls back to.
+func envName(flag string) string {
+	return "EVENTKIT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// skipEnv are flags that never come from the environment.
+var skipEnv = map[string]bool{"help": true, "version": true}
+
+// applyEnv sets every flag of cmd that was not given on the command line
+// from its environment variable, when that is set. The flag's own parser
+// reads the value, so a malformed one fails as clearly as on the command
+// line, and the flag counts as given for required-flag checks.
+func applyEnv(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed || skipEnv[f.Name] {
+			return
+		}
+		name := envName(f.Name)
+		v, ok := os.LookupEnv(name)
+		if !ok || v == "" {
+			return
+		}
+		if e := cmd.Flags().Set(f.Name, v); e != nil {
+			err = fmt.Errorf("%s=%q: %v", name, v, e)
+		}
+	})
+	return err
+}
+
+// documentEnv adds "(env EVENTKIT_…)" to the help of every flag of cmd and
+// its subcommands that does not name its variable already.
+func documentEnv(cmd *cobra.Command) {
+	note := func(f *pflag.Flag) {
+		if !skipEnv[f.Name] && !strings.Contains(f.Usage, "env EVENTKIT_") {
+			f.Usage += " (env " + envName(f.Name) + ")"
+		}
+	}
+	cmd.LocalFlags().VisitAll(note)
+	cmd.PersistentFlags().VisitAll(note)
+	for _, c := range cmd.Commands() {
+		documentEnv(c)
+	}
+}
