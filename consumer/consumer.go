@@ -40,6 +40,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,6 +152,9 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	c.handlerCtx, c.hardStop = context.WithCancel(context.WithoutCancel(ctx))
 	defer c.hardStop()
 
+	if c.cfg.replay {
+		c.ensureReplayTopic(ctx)
+	}
 	cl, err := kgo.NewClient(c.clientOpts()...)
 	if err != nil {
 		return fmt.Errorf("consumer: kafka client: %w", err)
@@ -177,7 +182,9 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	return c.fatal
 }
 
-func (c *Consumer) clientOpts() []kgo.Opt {
+// baseOpts connect to the cluster: brokers, the caller's client options and
+// the agent's defaults, without the group.
+func (c *Consumer) baseOpts() []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.WithLogger(kafka.Logger(c.cfg.logger)),
 		kgo.ConsumeResetOffset(c.cfg.startAt),
@@ -190,12 +197,24 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 	if len(c.cfg.brokers) > 0 {
 		opts = append(opts, kgo.SeedBrokers(c.cfg.brokers...))
 	}
-	opts = append(opts, c.cfg.clientOpts...)
+	return append(opts, c.cfg.clientOpts...)
+}
+
+func (c *Consumer) clientOpts() []kgo.Opt {
+	topics := c.cfg.topics
+	if c.cfg.replay {
+		rt := eventkit.ReplayTopic(c.cfg.group)
+		if c.cfg.regex {
+			rt = "^" + regexp.QuoteMeta(rt) + "$"
+		}
+		topics = append(slices.Clip(topics), rt)
+	}
+	opts := c.baseOpts()
 	// The agent's own group options come last so that nothing overrides
 	// the manual commits and rebalance callbacks its guarantees rest on.
 	opts = append(opts,
 		kgo.ConsumerGroup(c.cfg.group),
-		kgo.ConsumeTopics(c.cfg.topics...),
+		kgo.ConsumeTopics(topics...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(c.cfg.sessionTimeout),

@@ -82,6 +82,7 @@ type cfg struct {
 	group      string
 	topics     []string
 	regex      bool
+	replay     bool
 	clientOpts []kgo.Opt
 
 	order       Order
@@ -111,6 +112,7 @@ type cfg struct {
 
 func defaultCfg() cfg {
 	return cfg{
+		replay:            true,
 		order:             ByPartition,
 		concurrency:       16,
 		maxInFlight:       10000,
@@ -187,6 +189,12 @@ func Topics(topics ...string) Opt {
 // TopicRegex makes the names given to Topics regular expressions, matched
 // against every topic of the cluster as it changes.
 func TopicRegex() Opt { return opt{func(c *cfg) { c.regex = true }} }
+
+// ReplayTopic sets whether the agent also consumes its group's replay topic,
+// eventkit.ReplayTopic(group), which carries replays addressed to this group
+// only; the agent creates it at start when missing, with as many partitions
+// as its widest topic. Default true.
+func ReplayTopic(enabled bool) Opt { return opt{func(c *cfg) { c.replay = enabled }} }
 
 // ClientOpts adds franz-go client options (TLS, SASL, fetch sizes, a
 // logger). The agent owns the group options it needs (manual commits,

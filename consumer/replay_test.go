@@ -1,0 +1,74 @@
+package consumer_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/consumer"
+	"github.com/eventkit/eventkit/internal/testkit"
+	"github.com/eventkit/eventkit/kafka"
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// An agent creates its group's replay topic, sized like its widest topic,
+// and hands records replayed there to the same handler with Replay set.
+func TestReplayTopicIsConsumed(t *testing.T) {
+	b := testkit.Broker(t, 3, "orders")
+	cl := testkit.Client(t, b.Addr())
+	got := make(chan *eventkit.Event, 1)
+	c := agent(t, b, "reports", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		got <- ev
+		return nil
+	}))
+	run := testkit.Go(t, c.Run)
+
+	topic := eventkit.ReplayTopic("reports")
+	testkit.Eventually(t, 20*time.Second, func() error {
+		_, err := kafka.PartitionCount(context.Background(), kadm.NewClient(cl), topic)
+		return err
+	})
+	if n, _ := kafka.PartitionCount(context.Background(), kadm.NewClient(cl), topic); n != 3 {
+		t.Fatalf("replay topic has %d partitions, want 3 like orders", n)
+	}
+	ev := &eventkit.Event{ID: "e-1", Source: "/test", Type: "t", Headers: []eventkit.Header{
+		{Key: eventkit.HeaderReplayID, Value: []byte("r-1")},
+		{Key: eventkit.HeaderReplayMode, Value: []byte("reprocess")},
+		{Key: eventkit.HeaderReplayOrigin, Value: []byte("orders/2/7")},
+	}}
+	testkit.Produce(t, cl, kafka.RecordOf(topic, ev))
+	select {
+	case e := <-got:
+		if e.Replay == nil || e.Replay.ID != "r-1" || e.Replay.Mode != eventkit.Reprocess || e.Replay.OriginTopic != "orders" || e.Replay.OriginOffset != 7 {
+			t.Fatalf("replayed event %+v, replay %+v", e, e.Replay)
+		}
+		if e.Topic != topic {
+			t.Fatalf("consumed from %s", e.Topic)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("replayed event not handled")
+	}
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReplayTopicOff(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 1, nil)...)
+	done := make(chan struct{}, 1)
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(context.Context, *eventkit.Event) error {
+		done <- struct{}{}
+		return nil
+	}), consumer.ReplayTopic(false))
+	run := testkit.Go(t, c.Run)
+	<-done
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kafka.PartitionCount(context.Background(), kadm.NewClient(cl), eventkit.ReplayTopic("g")); err == nil {
+		t.Fatal("replay topic created with ReplayTopic(false)")
+	}
+}
