@@ -74,4 +74,3 @@ func matchAny(res []*regexp.Regexp, s string) bool {
 	}
 	return false
 }
-
