@@ -40,6 +40,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"regexp"
 	"slices"
 	"sync"
@@ -70,7 +71,13 @@ type Consumer struct {
 	mu    sync.RWMutex
 	parts map[tp]*partition
 	// member is the group member id while joined, for status reports.
-	member string
+	member    string
+	host      string
+	startedAt time.Time
+
+	statusNow  chan struct{}
+	outcomeMu  sync.Mutex
+	outcomeLog []eventkit.CommandOutcome
 
 	ready    chan *lane
 	inFlight atomic.Int64 // records in partition windows
@@ -120,13 +127,14 @@ func New(h eventkit.Handler, opts ...Opt) (*Consumer, error) {
 		cfg.jitter = rand.Float64
 	}
 	c := &Consumer{
-		cfg:     cfg,
-		handler: h,
-		log:     cfg.logger.With("group", cfg.group),
-		parts:   make(map[tp]*partition),
-		ready:   make(chan *lane, cfg.maxInFlight+1),
-		room:    make(chan struct{}, 1),
-		quit:    make(chan struct{}),
+		cfg:       cfg,
+		handler:   h,
+		log:       cfg.logger.With("group", cfg.group),
+		parts:     make(map[tp]*partition),
+		ready:     make(chan *lane, cfg.maxInFlight+1),
+		room:      make(chan struct{}, 1),
+		quit:      make(chan struct{}),
+		statusNow: make(chan struct{}, 1),
 	}
 	return c, nil
 }
@@ -152,8 +160,25 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	c.handlerCtx, c.hardStop = context.WithCancel(context.WithoutCancel(ctx))
 	defer c.hardStop()
 
-	if c.cfg.replay {
-		c.ensureReplayTopic(ctx)
+	c.mu.Lock()
+	c.startedAt = c.cfg.now()
+	c.host, _ = os.Hostname()
+	c.mu.Unlock()
+	c.prepareTopics(ctx)
+
+	// The control client starts reading at the end before the member joins:
+	// commands sent before this agent started are not for it.
+	var ctl *kgo.Client
+	ctlCtx, stopCtl := context.WithCancel(context.Background())
+	defer stopCtl()
+	if c.cfg.control {
+		ctl, err = kgo.NewClient(append(c.baseOpts(),
+			kgo.ConsumeTopics(eventkit.ControlTopic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))...)
+		if err != nil {
+			return fmt.Errorf("consumer: kafka control client: %w", err)
+		}
+		defer ctl.Close()
 	}
 	cl, err := kgo.NewClient(c.clientOpts()...)
 	if err != nil {
@@ -173,10 +198,15 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	}
 	c.workers.Add(1)
 	go c.commitLoop(cl)
+	if c.cfg.control {
+		c.workers.Add(2)
+		go c.statusLoop(cl)
+		go c.controlLoop(ctlCtx, ctl)
+	}
 
 	c.poll(pollCtx, cl)
 
-	c.shutdown(cl)
+	c.shutdown(cl, stopCtl)
 	c.fatalMu.Lock()
 	defer c.fatalMu.Unlock()
 	return c.fatal
@@ -340,12 +370,14 @@ func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 	c.member, _ = cl.GroupMetadata()
 	c.mu.Unlock()
 	c.log.Info("partitions assigned", "partitions", assigned)
+	c.changed()
 }
 
 func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	if ps := c.take(revoked); len(ps) > 0 {
 		c.log.Info("partitions revoked", "partitions", revoked)
 		c.releaseAll(ctx, cl, ps, true)
+		c.changed()
 	}
 }
 
@@ -431,14 +463,18 @@ func waitAll(chs []<-chan struct{}, d time.Duration) bool {
 }
 
 // shutdown drains and commits everything, then leaves the group.
-func (c *Consumer) shutdown(cl *kgo.Client) {
+func (c *Consumer) shutdown(cl *kgo.Client, stopControl context.CancelFunc) {
 	c.stopping.Store(true)
 	all := c.take(c.assigned())
 	c.releaseAll(context.Background(), cl, all, true)
 
 	close(c.quit)
+	stopControl()
 	if !waitGroupTimeout(&c.workers, c.cfg.drainTimeout) {
 		c.log.Error("workers did not stop; a handler ignores its context")
+	}
+	if c.cfg.control {
+		c.publishStatus(cl, true) // lookback forgets this member now
 	}
 	// Close leaves the group; its final revoke finds nothing left to do.
 	cl.CloseAllowingRebalance()

@@ -4,69 +4,43 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
+
+	"github.com/eventkit/eventkit"
 )
 
-// Halt describes an event that used up its retries.
-type Halt struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	ID        string
-	Cause     string
-	Attempts  int
-	Since     time.Time
-}
-
-// PartitionStatus is one assigned partition's progress.
-type PartitionStatus struct {
-	Topic     string
-	Partition int32
-	// Processed is the offset after the last contiguous done event (-1
-	// before the first); Committed is the last committed offset (-1 when
-	// not yet known to this agent).
-	Processed int64
-	Committed int64
-	// HighWatermark is the partition's end offset at the last fetch (-1
-	// before the first).
-	HighWatermark int64
-}
-
-// Status is a snapshot of the agent, for operators.
-type Status struct {
-	Group      string
-	MemberID   string
-	InFlight   int
-	Partitions []PartitionStatus
-	Halted     []Halt
-}
-
-// Status returns a snapshot of the agent's assignment and halts.
-func (c *Consumer) Status() Status {
+// Status returns a snapshot of the agent's assignment and halts, in the form
+// it publishes on eventkit.status.
+func (c *Consumer) Status() eventkit.AgentStatus {
 	c.mu.RLock()
-	s := Status{Group: c.cfg.group, MemberID: c.member, InFlight: int(c.inFlight.Load())}
+	s := eventkit.AgentStatus{
+		Group: c.cfg.group, MemberID: c.member, Host: c.host, Version: eventkit.Version(),
+		StartedAt: c.startedAt, UpdatedAt: c.cfg.now(), InFlight: int(c.inFlight.Load()),
+		Interval:   eventkit.Duration(c.cfg.statusInterval),
+		Partitions: []eventkit.PartitionStatus{}, Halted: []eventkit.HaltStatus{},
+	}
 	c.mu.RUnlock()
 	for _, p := range c.snapshot() {
 		p.mu.Lock()
-		s.Partitions = append(s.Partitions, PartitionStatus{
-			Topic: p.topic, Partition: p.id, Processed: p.processed, Committed: p.committed, HighWatermark: p.hwm,
+		s.Partitions = append(s.Partitions, eventkit.PartitionStatus{
+			Topic: p.topic, Partition: p.id, Processed: p.processed, Committed: p.committed, End: p.hwm,
 		})
 		for _, h := range p.halts {
 			s.Halted = append(s.Halted, p.describe(h))
 		}
 		p.mu.Unlock()
 	}
-	slices.SortFunc(s.Partitions, func(a, b PartitionStatus) int {
+	slices.SortFunc(s.Partitions, func(a, b eventkit.PartitionStatus) int {
 		return cmpTP(a.Topic, a.Partition, b.Topic, b.Partition)
 	})
 	sortHalts(s.Halted)
+	s.Commands = c.outcomes()
 	return s
 }
 
 // Halted lists the events that used up their retries and wait for an
 // operator.
-func (c *Consumer) Halted() []Halt {
-	var hs []Halt
+func (c *Consumer) Halted() []eventkit.HaltStatus {
+	var hs []eventkit.HaltStatus
 	for _, p := range c.snapshot() {
 		p.mu.Lock()
 		for _, h := range p.halts {
@@ -78,19 +52,19 @@ func (c *Consumer) Halted() []Halt {
 	return hs
 }
 
-func (p *partition) describe(h *halt) Halt {
+func (p *partition) describe(h *halt) eventkit.HaltStatus {
 	cause := ""
 	if h.it.lastErr != nil {
 		cause = h.it.lastErr.Error()
 	}
-	return Halt{
+	return eventkit.HaltStatus{
 		Topic: p.topic, Partition: p.id, Offset: h.it.rec.Offset, ID: h.it.ev.ID,
 		Cause: cause, Attempts: h.it.attempt - h.it.base, Since: h.since,
 	}
 }
 
-func sortHalts(hs []Halt) {
-	slices.SortFunc(hs, func(a, b Halt) int {
+func sortHalts(hs []eventkit.HaltStatus) {
+	slices.SortFunc(hs, func(a, b eventkit.HaltStatus) int {
 		if c := cmpTP(a.Topic, a.Partition, b.Topic, b.Partition); c != 0 {
 			return c
 		}
@@ -182,5 +156,6 @@ func (c *Consumer) operate(topic string, partition int32, offset int64, fn func(
 	if next != nil {
 		c.schedule(next)
 	}
+	c.changed()
 	return nil
 }

@@ -83,6 +83,7 @@ type cfg struct {
 	topics     []string
 	regex      bool
 	replay     bool
+	control    bool
 	clientOpts []kgo.Opt
 
 	order       Order
@@ -101,6 +102,7 @@ type cfg struct {
 	sessionTimeout    time.Duration
 	rebalanceTimeout  time.Duration
 	heartbeatInterval time.Duration
+	statusInterval    time.Duration
 	startAt           kgo.Offset
 
 	logger     *slog.Logger
@@ -113,6 +115,8 @@ type cfg struct {
 func defaultCfg() cfg {
 	return cfg{
 		replay:            true,
+		control:           true,
+		statusInterval:    5 * time.Second,
 		order:             ByPartition,
 		concurrency:       16,
 		maxInFlight:       10000,
@@ -152,7 +156,7 @@ func (c *cfg) validate() error {
 	if c.backoffBase <= 0 || c.backoffMax < c.backoffBase {
 		errs = append(errs, fmt.Errorf("backoff %v..%v: want 0 < base <= max", c.backoffBase, c.backoffMax))
 	}
-	if c.handlerTimeout < 0 || c.drainTimeout <= 0 || c.commitInterval <= 0 {
+	if c.handlerTimeout < 0 || c.drainTimeout <= 0 || c.commitInterval <= 0 || c.statusInterval <= 0 {
 		errs = append(errs, errors.New("timeouts and intervals must be positive"))
 	}
 	if c.rebalanceTimeout >= c.sessionTimeout {
@@ -195,6 +199,17 @@ func TopicRegex() Opt { return opt{func(c *cfg) { c.regex = true }} }
 // only; the agent creates it at start when missing, with as many partitions
 // as its widest topic. Default true.
 func ReplayTopic(enabled bool) Opt { return opt{func(c *cfg) { c.replay = enabled }} }
+
+// ControlPlane sets whether the agent publishes its status to
+// eventkit.status and takes resume and skip commands from eventkit.control
+// (creating both topics when missing), so that operators can find and clear
+// halts from lookback without a network path to the agent. Default true.
+func ControlPlane(enabled bool) Opt { return opt{func(c *cfg) { c.control = enabled }} }
+
+// StatusInterval sets how often the agent publishes its status when nothing
+// changes; a change publishes at once. Lookback forgets a member that stays
+// silent for three intervals. Default 5s.
+func StatusInterval(d time.Duration) Opt { return opt{func(c *cfg) { c.statusInterval = d }} }
 
 // ClientOpts adds franz-go client options (TLS, SASL, fetch sizes, a
 // logger). The agent owns the group options it needs (manual commits,

@@ -4,32 +4,8 @@ import (
 	"context"
 	"regexp"
 
-	"github.com/eventkit/eventkit"
-	"github.com/eventkit/eventkit/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// ensureReplayTopic creates the group's replay topic when it is missing,
-// before the group client subscribes, so that the subscription finds it at
-// once. A cluster that refuses (no create permission) only delays replays to
-// this group: the agent logs it and goes on.
-func (c *Consumer) ensureReplayTopic(ctx context.Context) {
-	topic := eventkit.ReplayTopic(c.cfg.group)
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.drainTimeout)
-	defer cancel()
-	cl, err := kgo.NewClient(c.baseOpts()...)
-	if err != nil {
-		c.log.Warn("replay topic not checked", "topic", topic, "error", err)
-		return
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	partitions := c.widestTopic(ctx, adm)
-	if err := kafka.EnsureTopic(ctx, adm, topic, partitions); err != nil {
-		c.log.Warn("replay topic could not be created; replays to this group wait until it exists", "topic", topic, "error", err)
-	}
-}
 
 // widestTopic returns the largest partition count among the topics the
 // agent consumes (1 when none exists yet), so that a replay keyed like the

@@ -185,6 +185,8 @@ loop:
 		close(p.drained)
 	}
 	pause := len(p.halts) > 0 && c.cfg.haltAction == PausePartition
+	// Operators see a halt within moments, not at the next status tick.
+	notify := halted || slices.ContainsFunc(detach, func(d parked) bool { return d.lane.state == laneHalted })
 	p.mu.Unlock()
 	c.freed(freed)
 
@@ -192,6 +194,9 @@ loop:
 		if cl := c.cl.Load(); cl != nil {
 			cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.id}})
 		}
+	}
+	if notify {
+		c.changed()
 	}
 	if next != nil {
 		c.schedule(next)

@@ -1,0 +1,141 @@
+package consumer_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"testing"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/consumer"
+	"github.com/eventkit/eventkit/internal/testkit"
+	"github.com/eventkit/eventkit/kafka"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// statusReader follows eventkit.status and keeps the latest status per
+// member.
+type statusReader struct {
+	t  *testing.T
+	cl *kgo.Client
+}
+
+func newStatusReader(t *testing.T, addr string) *statusReader {
+	return &statusReader{t: t, cl: testkit.Client(t, addr, kgo.ConsumeTopics(eventkit.StatusTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))}
+}
+
+// await reads statuses until one satisfies ok, and returns it.
+func (r *statusReader) await(what string, ok func(eventkit.AgentStatus) bool) eventkit.AgentStatus {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		fs := r.cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			r.t.Fatalf("no status %s within 30s", what)
+		}
+		var found *eventkit.AgentStatus
+		fs.EachRecord(func(rec *kgo.Record) {
+			ev := kafka.EventOf(rec)
+			var st eventkit.AgentStatus
+			if ev.Type != eventkit.TypeAgentStatus || json.Unmarshal(ev.Data, &st) != nil {
+				r.t.Errorf("bad status record %s: %s", ev.Type, ev.Data)
+				return
+			}
+			if found == nil && ok(st) {
+				found = &st
+			}
+		})
+		if found != nil {
+			return *found
+		}
+	}
+}
+
+func sendCommand(t *testing.T, cl *kgo.Client, typ string, cmd eventkit.ControlCommand) {
+	t.Helper()
+	data, _ := json.Marshal(cmd)
+	ev := &eventkit.Event{ID: cmd.CommandID, Source: "/test", Type: typ, Time: time.Now(), Key: []byte(cmd.Group), Data: data}
+	testkit.Produce(t, cl, kafka.RecordOf(eventkit.ControlTopic, ev))
+}
+
+// A halted partition shows in the status the agent publishes; a stale skip
+// is refused and reported, a current one applied; the final status says the
+// member left.
+func TestControlPlaneStatusAndCommands(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 5, nil)...)
+
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		if ev.ID == "e-2" {
+			return errors.New("poison")
+		}
+		return nil
+	}), consumer.MaxRetries(1), consumer.HaltPolicy(consumer.PausePartition), consumer.StatusInterval(200*time.Millisecond))
+	run := testkit.Go(t, c.Run)
+	statuses := newStatusReader(t, b.Addr())
+
+	st := statuses.await("with the halt", func(st eventkit.AgentStatus) bool { return len(st.Halted) == 1 })
+	h := st.Halted[0]
+	if st.Group != "g" || st.MemberID == "" || st.Host == "" || h.Topic != "orders" || h.Offset != 2 || h.ID != "e-2" || h.Cause != "poison" || h.Attempts != 2 {
+		t.Fatalf("status %+v", st)
+	}
+
+	sendCommand(t, cl, eventkit.TypeSkip, eventkit.ControlCommand{CommandID: "c-stale", Group: "g", Topic: "orders", Partition: 0, Offset: 1, RequestedBy: "ops"})
+	st = statuses.await("with the stale command refused", func(st eventkit.AgentStatus) bool { return hasOutcome(st, "c-stale") })
+	if out := outcome(st, "c-stale"); out.Applied || out.Reason == "" || len(st.Halted) != 1 {
+		t.Fatalf("stale command outcome %+v, halted %v", out, st.Halted)
+	}
+	sendCommand(t, cl, eventkit.TypeSkip, eventkit.ControlCommand{CommandID: "c-1", Group: "g", Topic: "orders", Partition: 0, Offset: 2, RequestedBy: "ops"})
+	st = statuses.await("with the skip applied", func(st eventkit.AgentStatus) bool { return hasOutcome(st, "c-1") })
+	if !outcome(st, "c-1").Applied {
+		t.Fatalf("skip not applied: %+v", outcome(st, "c-1"))
+	}
+	committedAt(t, cl, "g", "orders", map[int32]int64{0: 5})
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	statuses.await("that says the member left", func(st eventkit.AgentStatus) bool { return st.Leaving })
+}
+
+// Commands sent before an agent started are not for it.
+func TestControlPlaneIgnoresOldCommands(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	if err := b.CreateTopic(eventkit.ControlTopic, 1); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 1, nil)...)
+	sendCommand(t, cl, eventkit.TypeSkip, eventkit.ControlCommand{CommandID: "old", Group: "g", Topic: "orders", Partition: 0, Offset: 0})
+
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(context.Context, *eventkit.Event) error {
+		return errors.New("poison")
+	}), consumer.MaxRetries(0), consumer.HaltPolicy(consumer.PausePartition), consumer.StatusInterval(100*time.Millisecond))
+	run := testkit.Go(t, c.Run)
+	statuses := newStatusReader(t, b.Addr())
+	statuses.await("with the halt", func(st eventkit.AgentStatus) bool { return len(st.Halted) == 1 })
+	// Several more reports go by; the old command never shows as applied.
+	for range 3 {
+		st := statuses.await("", func(eventkit.AgentStatus) bool { return true })
+		if hasOutcome(st, "old") || len(st.Halted) != 1 {
+			t.Fatalf("old command acted on: %+v", st)
+		}
+	}
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func hasOutcome(st eventkit.AgentStatus, id string) bool { return outcome(st, id).CommandID == id }
+
+func outcome(st eventkit.AgentStatus, id string) eventkit.CommandOutcome {
+	for _, o := range st.Commands {
+		if o.CommandID == id {
+			return o
+		}
+	}
+	return eventkit.CommandOutcome{}
+}
