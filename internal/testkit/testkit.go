@@ -7,11 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/consumer"
 	"github.com/eventkit/eventkit/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -41,6 +44,33 @@ func Broker(tb testing.TB, partitions int32, topics ...string) *kafka.Broker {
 // milliseconds, not seconds.
 func ClientOpts() []kgo.Opt {
 	return []kgo.Opt{kgo.MetadataMinAge(100 * time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond })}
+}
+
+// AgentOpts are the consumer options of an agent on b for group and topic
+// with quick timings: millisecond backoffs, frequent commits, short group
+// timeouts and the test's [Logger]. Options added after them win.
+func AgentOpts(tb testing.TB, b *kafka.Broker, group, topic string) []consumer.Opt {
+	return []consumer.Opt{
+		consumer.Brokers(b.Addr()),
+		consumer.Group(group),
+		consumer.Topics(topic),
+		consumer.ClientOpts(ClientOpts()...),
+		consumer.Backoff(time.Millisecond, 10*time.Millisecond),
+		consumer.CommitInterval(50 * time.Millisecond),
+		consumer.SessionTimeout(3 * time.Second),
+		consumer.RebalanceTimeout(2 * time.Second),
+		consumer.DrainTimeout(time.Second),
+		consumer.Logger(Logger(tb)),
+	}
+}
+
+// Logger discards, unless EVENTKIT_TEST_LOG is set: then it writes
+// everything down to DEBUG to stderr, each line naming the test.
+func Logger(tb testing.TB) *slog.Logger {
+	if os.Getenv("EVENTKIT_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", tb.Name())
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // Client returns a plain franz-go client for addr, closed at the end of the
