@@ -96,8 +96,9 @@ func Produce(tb testing.TB, cl *kgo.Client, rs ...*kgo.Record) {
 }
 
 // Events returns n CloudEvents records for topic with ids "<prefix>-<i>",
-// keys from key(i) (nil for none) and value "v<i>"; partition p(i) when p is
-// not nil (the client must then use a manual partitioner).
+// keys from key(i) (nil for none) and value "v<i>". To place them, set each
+// record's Partition and produce with a client that uses
+// kgo.ManualPartitioner.
 func Events(topic, prefix string, n int, key func(i int) []byte) []*kgo.Record {
 	rs := make([]*kgo.Record, n)
 	for i := range n {
