@@ -201,12 +201,7 @@ func TestAttemptCountsRetries(t *testing.T) {
 	})
 	c := agent(t, b, "g", "orders", newRelay(t, srv.URL), consumer.MaxRetries(5))
 	run := testkit.Go(t, c.Run)
-	testkit.Eventually(t, 20*time.Second, func() error {
-		if off := testkit.Committed(t, cl, "g")["orders"][0]; off != 1 {
-			return fmt.Errorf("committed %d, want 1", off)
-		}
-		return nil
-	})
+	testkit.WaitCommitted(t, cl, "g", "orders", map[int32]int64{0: 1}, 20*time.Second)
 	if err := run.Stop(); err != nil {
 		t.Fatal(err)
 	}

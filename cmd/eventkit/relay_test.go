@@ -208,20 +208,6 @@ func (a *app) distinct() int {
 	return len(a.attempts)
 }
 
-// waitCommitted waits until the group has committed want on topic.
-func waitCommitted(t *testing.T, cl *kgo.Client, group, topic string, want map[int32]int64) {
-	t.Helper()
-	testkit.Eventually(t, condWait, func() error {
-		got := testkit.Committed(t, cl, group)[topic]
-		for p, w := range want {
-			if got[p] != w {
-				return fmt.Errorf("committed %v, want %v", got, want)
-			}
-		}
-		return nil
-	})
-}
-
 // ordersTopic starts a broker with topic "orders" of partitions partitions
 // holding n events e-0, e-1, …, and returns its address and a client.
 func ordersTopic(t *testing.T, partitions int32, n int, opts ...kgo.Opt) (string, *kgo.Client) {
@@ -259,7 +245,7 @@ func TestRelayDeliversAndCommits(t *testing.T) {
 		"EVENTKIT_BROKERS=" + brokers, "EVENTKIT_GROUP=g", "EVENTKIT_TOPICS=orders",
 		"EVENTKIT_RELAY_TO=" + a.URL + "/events",
 	})
-	waitCommitted(t, cl, "g", "orders", testkit.EndOffsets(t, cl, "orders"))
+	testkit.WaitCommitted(t, cl, "g", "orders", testkit.EndOffsets(t, cl, "orders"), condWait)
 	if code := p.stop(t); code != exitOK {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
 	}
@@ -316,7 +302,7 @@ func TestRelayWarnContinues(t *testing.T) {
 	a := newApp(t, poison("e-2", http.StatusInternalServerError, "WARN", "unknown currency"))
 
 	p := startRelay(t, nil, relayArgs(brokers, a.URL+"/events", quick...)...)
-	waitCommitted(t, cl, "g", "orders", map[int32]int64{0: 5})
+	testkit.WaitCommitted(t, cl, "g", "orders", map[int32]int64{0: 5}, condWait)
 	if code := p.stop(t); code != exitOK {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
 	}
@@ -372,9 +358,9 @@ func TestRelayPausePartition(t *testing.T) {
 		}
 		return nil
 	})
-	waitCommitted(t, cl, "g", "orders", map[int32]int64{0: 1, 1: 3})
+	testkit.WaitCommitted(t, cl, "g", "orders", map[int32]int64{0: 1, 1: 3}, condWait)
 	produceTo(1, "p1-late", 2)
-	waitCommitted(t, cl, "g", "orders", map[int32]int64{0: 1, 1: 5})
+	testkit.WaitCommitted(t, cl, "g", "orders", map[int32]int64{0: 1, 1: 5}, condWait)
 
 	if code, _ := get(t, admin+"/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz %d while paused, want 200", code)

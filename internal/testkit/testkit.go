@@ -136,6 +136,21 @@ func Committed(tb testing.TB, cl *kgo.Client, group string) map[string]map[int32
 	return out
 }
 
+// WaitCommitted waits up to timeout until the group's committed offset of
+// every partition in want equals want's, and fails the test after that.
+func WaitCommitted(tb testing.TB, cl *kgo.Client, group, topic string, want map[int32]int64, timeout time.Duration) {
+	tb.Helper()
+	Eventually(tb, timeout, func() error {
+		got := Committed(tb, cl, group)[topic]
+		for p, w := range want {
+			if got[p] != w {
+				return fmt.Errorf("committed %v, want %v", got, want)
+			}
+		}
+		return nil
+	})
+}
+
 // EndOffsets returns the end offset of every partition of topic.
 func EndOffsets(tb testing.TB, cl *kgo.Client, topic string) map[int32]int64 {
 	tb.Helper()
