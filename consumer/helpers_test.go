@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -27,31 +26,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // agent builds a consumer on b for group and topic with quick timings.
 func agent(t testing.TB, b *kafka.Broker, group, topic string, h eventkit.Handler, opts ...consumer.Opt) *consumer.Consumer {
 	t.Helper()
-	base := []consumer.Opt{
-		consumer.Brokers(b.Addr()),
-		consumer.Group(group),
-		consumer.Topics(topic),
-		consumer.ClientOpts(testkit.ClientOpts()...),
-		consumer.Backoff(time.Millisecond, 10*time.Millisecond),
-		consumer.CommitInterval(50 * time.Millisecond),
-		consumer.SessionTimeout(3 * time.Second),
-		consumer.RebalanceTimeout(2 * time.Second),
-		consumer.HeartbeatInterval(100 * time.Millisecond),
-		consumer.DrainTimeout(time.Second),
-		consumer.Logger(testLogger(t)),
-	}
-	c, err := consumer.New(h, append(base, opts...)...)
+	c, err := consumer.New(h, append(testkit.AgentOpts(t, b, group, topic), opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("EVENTKIT_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
-	}
-	return slog.New(slog.DiscardHandler)
 }
 
 // recorder counts handler calls per event id and keeps the order they came in.
@@ -102,15 +81,7 @@ func atLeast(n int, got func() int, what string) func() error {
 // partition equals want.
 func committedAt(t testing.TB, cl *kgo.Client, group, topic string, want map[int32]int64) {
 	t.Helper()
-	testkit.Eventually(t, 20*time.Second, func() error {
-		got := testkit.Committed(t, cl, group)[topic]
-		for p, w := range want {
-			if got[p] != w {
-				return fmt.Errorf("committed %v, want %v", got, want)
-			}
-		}
-		return nil
-	})
+	testkit.WaitCommitted(t, cl, group, topic, want, 20*time.Second)
 }
 
 func noop(context.Context, *eventkit.Event) error { return nil }

@@ -5,40 +5,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
-
-// binary is the eventkit command built once for the tests, which run it as
-// a user would.
-var binary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "eventkit-cli-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "eventkit")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build eventkit:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 // waitLimit bounds every wait on a child process.
 const waitLimit = 60 * time.Second
@@ -66,7 +41,7 @@ func run(t *testing.T, env []string, stdin string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd := exec.CommandContext(ctx, eventkitBinary(t), args...)
 	cmd.Env = childEnv(env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
@@ -101,6 +76,7 @@ type proc struct {
 	lines  chan string // stdout, line by line; closed at its end
 	stderr syncBuffer
 	done   chan struct{} // closed once the process has exited
+	code   int           // the exit status, once done is closed
 }
 
 type syncBuffer struct {
@@ -124,9 +100,16 @@ func (b *syncBuffer) String() string {
 // it if it still runs.
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, nil, args...)
+}
+
+// startEnv is start with env added to the child's environment. When the
+// test fails (or EVENTKIT_TEST_LOG is set) the cleanup shows its stderr.
+func startEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, name: "eventkit " + strings.Join(args, " "), lines: make(chan string, 1024), done: make(chan struct{})}
-	p.cmd = exec.Command(binary, args...)
-	p.cmd.Env = childEnv()
+	p.cmd = exec.Command(eventkitBinary(t), args...)
+	p.cmd.Env = childEnv(env...)
 	p.cmd.Stderr = &p.stderr
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -145,6 +128,7 @@ func start(t *testing.T, args ...string) *proc {
 		close(p.lines)
 		_, _ = io.Copy(io.Discard, out)
 		_ = p.cmd.Wait() // after stdout is drained, as exec requires
+		p.code = p.cmd.ProcessState.ExitCode()
 	}()
 	t.Cleanup(func() {
 		select {
@@ -152,6 +136,9 @@ func start(t *testing.T, args ...string) *proc {
 		default:
 			_ = p.cmd.Process.Kill()
 			<-p.done
+		}
+		if t.Failed() || os.Getenv("EVENTKIT_TEST_LOG") != "" {
+			t.Logf("%s stderr:\n%s", p.name, p.stderr.String())
 		}
 	})
 	return p
@@ -190,20 +177,39 @@ func (p *proc) until(last string) []string {
 // interrupt sends SIGINT, as Ctrl-C does, and returns the exit status.
 func (p *proc) interrupt() int {
 	p.t.Helper()
-	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
-		p.t.Fatalf("%s: interrupt: %v", p.name, err)
+	return p.signal(os.Interrupt)
+}
+
+// signal sends sig and returns the exit status.
+func (p *proc) signal(sig os.Signal) int {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("%s: %v: %v", p.name, sig, err)
 	}
+	return p.wait()
+}
+
+// wait returns the exit status once the process exits by itself, failing
+// the test after waitLimit.
+func (p *proc) wait() int {
+	p.t.Helper()
 	go func() { // drain, so that a last write cannot block the exit
 		for range p.lines {
 		}
 	}()
 	select {
 	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
+		return p.code
 	case <-time.After(waitLimit):
-		p.t.Fatalf("%s: still running %v after SIGINT; stderr: %s", p.name, waitLimit, p.stderr.String())
+		p.t.Fatalf("%s: still running after %v; stderr: %s", p.name, waitLimit, p.stderr.String())
 		return -1
 	}
+}
+
+// lastLine returns the last line the process wrote to stderr.
+func (p *proc) lastLine() string {
+	lines := strings.Split(strings.TrimRight(p.stderr.String(), "\n"), "\n")
+	return lines[len(lines)-1]
 }
 
 // freeAddr returns a 127.0.0.1 address with a port nothing listens on.

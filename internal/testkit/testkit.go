@@ -8,12 +8,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/consumer"
 	"github.com/eventkit/eventkit/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -45,6 +48,34 @@ func ClientOpts() []kgo.Opt {
 	return []kgo.Opt{kgo.MetadataMinAge(100 * time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond })}
 }
 
+// AgentOpts are the consumer options of an agent on b for group and topic
+// with quick timings: millisecond backoffs, frequent commits, short group
+// timeouts and the test's [Logger]. Options added after them win.
+func AgentOpts(tb testing.TB, b *kafka.Broker, group, topic string) []consumer.Opt {
+	return []consumer.Opt{
+		consumer.Brokers(b.Addr()),
+		consumer.Group(group),
+		consumer.Topics(topic),
+		consumer.ClientOpts(ClientOpts()...),
+		consumer.Backoff(time.Millisecond, 10*time.Millisecond),
+		consumer.CommitInterval(50 * time.Millisecond),
+		consumer.SessionTimeout(3 * time.Second),
+		consumer.RebalanceTimeout(2 * time.Second),
+		consumer.HeartbeatInterval(100 * time.Millisecond),
+		consumer.DrainTimeout(time.Second),
+		consumer.Logger(Logger(tb)),
+	}
+}
+
+// Logger discards, unless EVENTKIT_TEST_LOG is set: then it writes
+// everything down to DEBUG to stderr, each line naming the test.
+func Logger(tb testing.TB) *slog.Logger {
+	if os.Getenv("EVENTKIT_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", tb.Name())
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
 // Client returns a plain franz-go client for addr, closed at the end of the
 // test.
 func Client(tb testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
@@ -68,8 +99,9 @@ func Produce(tb testing.TB, cl *kgo.Client, rs ...*kgo.Record) {
 }
 
 // Events returns n CloudEvents records for topic with ids "<prefix>-<i>",
-// keys from key(i) (nil for none) and value "v<i>"; partition p(i) when p is
-// not nil (the client must then use a manual partitioner).
+// keys from key(i) (nil for none) and value "v<i>". To place them, set each
+// record's Partition and produce with a client that uses
+// kgo.ManualPartitioner.
 func Events(topic, prefix string, n int, key func(i int) []byte) []*kgo.Record {
 	rs := make([]*kgo.Record, n)
 	for i := range n {
@@ -105,6 +137,21 @@ func Committed(tb testing.TB, cl *kgo.Client, group string) map[string]map[int32
 		out[o.Topic][o.Partition] = o.At
 	})
 	return out
+}
+
+// WaitCommitted waits up to timeout until the group's committed offset of
+// every partition in want equals want's, and fails the test after that.
+func WaitCommitted(tb testing.TB, cl *kgo.Client, group, topic string, want map[int32]int64, timeout time.Duration) {
+	tb.Helper()
+	Eventually(tb, timeout, func() error {
+		got := Committed(tb, cl, group)[topic]
+		for p, w := range want {
+			if got[p] != w {
+				return fmt.Errorf("committed %v, want %v", got, want)
+			}
+		}
+		return nil
+	})
 }
 
 // EndOffsets returns the end offset of every partition of topic.
