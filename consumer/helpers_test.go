@@ -1,7 +1,6 @@
 package consumer_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -11,9 +10,7 @@ import (
 	"time"
 
 	"github.com/eventkit/eventkit"
-	"github.com/eventkit/eventkit/consumer"
 	"github.com/eventkit/eventkit/internal/testkit"
-	"github.com/eventkit/eventkit/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
@@ -24,14 +21,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // agent builds a consumer on b for group and topic with quick timings.
-func agent(t testing.TB, b *kafka.Broker, group, topic string, h eventkit.Handler, opts ...consumer.Opt) *consumer.Consumer {
-	t.Helper()
-	c, err := consumer.New(h, append(testkit.AgentOpts(t, b, group, topic), opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+var agent = testkit.Agent
 
 // recorder counts handler calls per event id and keeps the order they came in.
 type recorder struct {
@@ -87,25 +77,10 @@ func committedAt(t testing.TB, cl *kgo.Client, group, topic string, want map[int
 func noop(context.Context, *eventkit.Event) error { return nil }
 
 // logBuffer collects text log lines for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type logBuffer struct{ testkit.Buffer }
 
 func (l *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // contains reports whether one line holds every part.

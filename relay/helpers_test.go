@@ -8,10 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/eventkit/eventkit"
-	"github.com/eventkit/eventkit/consumer"
 	"github.com/eventkit/eventkit/internal/testkit"
-	"github.com/eventkit/eventkit/kafka"
 	"github.com/eventkit/eventkit/relay"
 	"go.uber.org/goleak"
 )
@@ -56,16 +53,8 @@ func newRelay(t testing.TB, url string, opts ...relay.Opt) *relay.Handler {
 	return h
 }
 
-// agent runs h behind a consumer on b for group and topic, with quick
-// timings.
-func agent(t testing.TB, b *kafka.Broker, group, topic string, h eventkit.Handler, opts ...consumer.Opt) *consumer.Consumer {
-	t.Helper()
-	c, err := consumer.New(h, append(testkit.AgentOpts(t, b, group, topic), opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+// agent builds a consumer on b for group and topic with quick timings.
+var agent = testkit.Agent
 
 // delivery is one request as the endpoint received it.
 type delivery struct {

@@ -10,9 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/eventkit/eventkit/internal/testkit"
 )
 
 // waitLimit bounds every wait on a child process.
@@ -74,26 +75,9 @@ type proc struct {
 	name   string
 	cmd    *exec.Cmd
 	lines  chan string // stdout, line by line; closed at its end
-	stderr syncBuffer
+	stderr testkit.Buffer
 	done   chan struct{} // closed once the process has exited
 	code   int           // the exit status, once done is closed
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // start runs eventkit with args in the background; the test's cleanup kills

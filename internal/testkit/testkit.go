@@ -4,6 +4,7 @@
 package testkit
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -290,4 +292,34 @@ func ReadAll(tb testing.TB, addr, topic string, opts ...kgo.Opt) []*kgo.Record {
 		return cmp.Or(cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
 	})
 	return out
+}
+
+// Agent builds a consumer on b for group and topic with AgentOpts, then
+// opts, failing the test on a configuration error.
+func Agent(tb testing.TB, b *kafka.Broker, group, topic string, h eventkit.Handler, opts ...consumer.Opt) *consumer.Consumer {
+	tb.Helper()
+	c, err := consumer.New(h, append(AgentOpts(tb, b, group, topic), opts...)...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// Buffer is a bytes.Buffer that a child process, a logger and the test can
+// share.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
