@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -33,54 +32,15 @@ type IdempotencyStore struct {
 	now func() time.Time
 }
 
-// StoreOpt configures an [IdempotencyStore].
-type StoreOpt interface{ apply(*idemsql.Config) }
-
-type storeOpt func(*idemsql.Config)
-
-func (o storeOpt) apply(c *idemsql.Config) { o(c) }
-
-// BatchSize caps the calls one transaction applies. Default 1024.
-func BatchSize(n int) StoreOpt { return storeOpt(func(c *idemsql.Config) { c.Batch.MaxBatch = n }) }
-
-// BatchWait makes the writer linger up to d for more calls once the queue
-// is empty. Default 0: batches hold what queued while the last one
-// committed, and a lone call waits for nobody.
-func BatchWait(d time.Duration) StoreOpt {
-	return storeOpt(func(c *idemsql.Config) { c.Batch.MaxWait = d })
-}
-
-// PruneInterval sets how often expired records are deleted in the
-// background; 0 turns the pruner off. Default 1m.
-func PruneInterval(d time.Duration) StoreOpt {
-	return storeOpt(func(c *idemsql.Config) { c.PruneInterval = d })
-}
-
-// PruneBatch sets how many records one prune statement deletes; claims wait
-// behind one statement at most. Default 1000.
-func PruneBatch(n int) StoreOpt { return storeOpt(func(c *idemsql.Config) { c.PruneBatch = n }) }
-
-// StoreClock replaces time.Now for pruning and for the done time of
-// CompleteTx.
-func StoreClock(now func() time.Time) StoreOpt {
-	return storeOpt(func(c *idemsql.Config) { c.Now = now })
-}
-
-// StoreLogger sets the logger of the background pruner. Default: discard.
-func StoreLogger(l *slog.Logger) StoreOpt {
-	return storeOpt(func(c *idemsql.Config) { c.Logger = l })
-}
-
-// NewIdempotencyStore starts the store's writer and pruner on db. Close
-// stops them.
-func NewIdempotencyStore(db *DB, opts ...StoreOpt) *IdempotencyStore {
+// NewIdempotencyStore starts the store's writer and pruner on db; Close
+// stops them. It reads these [idempotency.StoreOpt] settings: BatchSize
+// (default 1024), BatchWait (default 0), PruneInterval (default 1m),
+// PruneBatch (default 1000), StoreClock and StoreLogger. Writers is always
+// 1: SQLite has one write lock, and the database one writer connection.
+func NewIdempotencyStore(db *DB, opts ...idempotency.StoreOpt) *IdempotencyStore {
 	cfg := idemsql.DefaultConfig()
-	for _, o := range opts {
-		o.apply(&cfg)
-	}
-	// One writer: SQLite has one write lock, and the writer connection is
-	// one connection.
-	cfg.Batch.Writers = 1
+	cfg.Apply(opts)
+	cfg.Writers = 1
 	s := &IdempotencyStore{db: db, now: cfg.Now}
 	s.Engine = idemsql.NewEngine(cfg, s.exec, s.Prune)
 	return s

@@ -24,7 +24,7 @@ func openDB(t testing.TB) *sqlite.DB {
 	return db
 }
 
-func newStore(t testing.TB, opts ...sqlite.StoreOpt) (*sqlite.DB, *sqlite.IdempotencyStore) {
+func newStore(t testing.TB, opts ...idempotency.StoreOpt) (*sqlite.DB, *sqlite.IdempotencyStore) {
 	t.Helper()
 	db := openDB(t)
 	s := sqlite.NewIdempotencyStore(db, opts...)
@@ -76,7 +76,7 @@ func (e effecter) Effects(ctx context.Context) (map[string]int, error) {
 
 func TestIdempotencyStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) idempotency.Store {
-		db, s := newStore(t, sqlite.PruneInterval(0))
+		db, s := newStore(t, idempotency.PruneInterval(0))
 		// No unique constraint: a second effect for a key must show.
 		if _, err := db.Writer().Exec(`CREATE TABLE effects (id INTEGER PRIMARY KEY, key TEXT NOT NULL)`); err != nil {
 			t.Fatal(err)

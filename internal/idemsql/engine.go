@@ -10,23 +10,13 @@ import (
 	"github.com/eventkit/eventkit/internal/groupcommit"
 )
 
-// Config is what the SQL stores' options set.
-type Config struct {
-	Batch groupcommit.Config
-	// PruneInterval is how often expired records are pruned in the
-	// background; 0 or less turns pruning off.
-	PruneInterval time.Duration
-	// PruneBatch is how many records one prune statement deletes, so that
-	// claims never wait long behind it.
-	PruneBatch int
-	Now        func() time.Time
-	Logger     *slog.Logger
-}
-
-// DefaultConfig returns the defaults the stores' option docs name.
-func DefaultConfig() Config {
-	return Config{
-		Batch:         groupcommit.Config{MaxBatch: 1024},
+// DefaultConfig returns the settings both SQL stores start from: batches
+// of up to 1024 calls with no lingering, one writer, a prune every minute
+// in batches of 1000.
+func DefaultConfig() idempotency.StoreConfig {
+	return idempotency.StoreConfig{
+		BatchSize:     1024,
+		Writers:       1,
 		PruneInterval: time.Minute,
 		PruneBatch:    1000,
 		Now:           time.Now,
@@ -48,7 +38,7 @@ type Engine struct {
 
 // NewEngine starts the batcher over exec and, unless cfg turns it off, a
 // pruner over prune. Close stops both.
-func NewEngine(cfg Config, exec groupcommit.Exec[Op, idempotency.Outcome], prune PruneFunc) *Engine {
+func NewEngine(cfg idempotency.StoreConfig, exec groupcommit.Exec[Op, idempotency.Outcome], prune PruneFunc) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -58,7 +48,7 @@ func NewEngine(cfg Config, exec groupcommit.Exec[Op, idempotency.Outcome], prune
 	if cfg.PruneBatch <= 0 {
 		cfg.PruneBatch = 1000
 	}
-	e := &Engine{b: groupcommit.New(exec, cfg.Batch)}
+	e := &Engine{b: groupcommit.New(exec, groupcommit.Config{MaxBatch: cfg.BatchSize, MaxWait: cfg.BatchWait, Writers: cfg.Writers})}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	if cfg.PruneInterval > 0 {
@@ -100,7 +90,7 @@ func (e *Engine) Close() error {
 	return nil
 }
 
-func (e *Engine) pruneLoop(ctx context.Context, cfg Config, prune PruneFunc) {
+func (e *Engine) pruneLoop(ctx context.Context, cfg idempotency.StoreConfig, prune PruneFunc) {
 	defer e.pruner.Done()
 	t := time.NewTicker(cfg.PruneInterval)
 	defer t.Stop()
