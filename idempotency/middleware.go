@@ -1,0 +1,206 @@
+package idempotency
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/consumer"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Middleware makes a handler idempotent with store: every event is claimed
+// under its [Key] before the handler runs.
+//
+//   - Already done: the handler is skipped and nil returned (counted,
+//     logged at DEBUG).
+//   - Held by a live lease (another node, or a duplicate being handled by
+//     this one): a Retry error wrapping [ErrInFlightElsewhere].
+//   - Acquired (possibly by taking over an expired lease): the agent's
+//     attempt count is raised to the claim's ([consumer.SetAttempt]), so
+//     the retry limit counts attempts made before a restart; the handler
+//     runs with the claim in its context ([ClaimFrom]).
+//   - Handler success or Warn: the claim is completed, and the error
+//     returned unchanged: a warned event is done for the agent, so it is
+//     done for the store too. A refused completion ([ErrFenced]) or a
+//     store failure turns into a Retry, so that the offset is not committed
+//     before some owner has recorded the event done.
+//   - Retry, Kill, an unflagged error or a panic: the claim is released
+//     with its attempt count kept, and the error (or panic) passes through.
+//
+// A store failure while claiming is a Retry: nothing runs unclaimed.
+func Middleware(store Store, opts ...Opt) eventkit.Middleware {
+	cfg := defaultCfg()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if cfg.owner == "" {
+		cfg.owner = newOwnerID()
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.registerer == nil {
+		cfg.registerer = prometheus.NewRegistry()
+	}
+	m := newMetrics(cfg.registerer, cfg.logger)
+	return func(next eventkit.Handler) eventkit.Handler {
+		return &handler{cfg: cfg, store: store, next: next, m: m}
+	}
+}
+
+type handler struct {
+	cfg   cfg
+	store Store
+	next  eventkit.Handler
+	m     *metrics
+}
+
+type claimKey struct{}
+
+// held is what the handler's context carries: the claim and the result the
+// handler may set.
+type held struct {
+	claim  Claim
+	result []byte
+}
+
+// ClaimFrom returns the claim the middleware holds for the event being
+// handled. A handler passes it to a transactional mark (the SQL stores'
+// CompleteTx) so that its side effect and the done mark commit together.
+func ClaimFrom(ctx context.Context) (Claim, bool) {
+	h, ok := ctx.Value(claimKey{}).(*held)
+	if !ok {
+		return Claim{}, false
+	}
+	return h.claim, true
+}
+
+// SetResult stores b with the done record when the handler succeeds; later
+// claims of the key find it in [Outcome.Result].
+func SetResult(ctx context.Context, b []byte) {
+	if h, ok := ctx.Value(claimKey{}).(*held); ok {
+		h.result = b
+	}
+}
+
+func (h *handler) Handle(ctx context.Context, ev *eventkit.Event) (err error) {
+	group := h.cfg.group
+	if group == "" {
+		group = consumer.GroupOf(ctx)
+	}
+	key := Key(group, ev)
+	now := h.cfg.now()
+	out, err := h.store.Claim(ctx, ClaimRequest{
+		Key: key, Owner: h.cfg.owner, Now: now,
+		Until: now.Add(h.cfg.lease), Expire: now.Add(h.cfg.retention),
+	})
+	if err != nil {
+		return eventkit.Retry(fmt.Errorf("idempotency: claim %s: %w", key, err))
+	}
+	switch out.Status {
+	case AlreadyDone:
+		h.m.skipped.Inc()
+		h.cfg.logger.Debug("event already done; skipped", h.attrs(ev, key, "done_at", out.DoneAt)...)
+		return nil
+	case HeldElsewhere:
+		h.m.held.Inc()
+		return eventkit.Retry(fmt.Errorf("%w: %s held by %s until %s", ErrInFlightElsewhere,
+			key, out.Claim.Owner, out.Claim.Deadline.Format(time.RFC3339Nano)))
+	case Acquired:
+	default:
+		return eventkit.Retry(fmt.Errorf("idempotency: claim %s: unknown status %d", key, out.Status))
+	}
+	h.m.claimed.Inc()
+	if out.TakenOver {
+		h.m.takenOver.Inc()
+		h.cfg.logger.Info("took over an expired claim", h.attrs(ev, key, "attempt", out.Claim.Attempt)...)
+	}
+	consumer.SetAttempt(ctx, out.Claim.Attempt)
+
+	hd := &held{claim: out.Claim}
+	defer func() {
+		if r := recover(); r != nil {
+			h.release(ctx, ev, hd.claim)
+			panic(r)
+		}
+	}()
+	herr := h.next.Handle(context.WithValue(ctx, claimKey{}, hd), ev)
+	switch eventkit.FlagOf(herr) {
+	case eventkit.FlagNone, eventkit.FlagWarn:
+		return h.complete(ctx, ev, hd, herr)
+	}
+	h.release(ctx, ev, hd.claim)
+	return herr
+}
+
+// settleCtx outlives a cancelled handler context: a revoke must not keep
+// the outcome from being recorded.
+func (h *handler) settleCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), h.cfg.timeout)
+}
+
+func (h *handler) complete(ctx context.Context, ev *eventkit.Event, hd *held, herr error) error {
+	sctx, cancel := h.settleCtx(ctx)
+	defer cancel()
+	now := h.cfg.now()
+	err := h.store.Complete(sctx, hd.claim, Completion{At: now, Expire: now.Add(h.cfg.retention), Result: hd.result})
+	if err == nil {
+		return herr
+	}
+	if errors.Is(err, ErrFenced) {
+		h.m.fenced.Inc()
+		h.cfg.logger.Warn("claim fenced off after the handler ran: another owner took the event over", h.attrs(ev, hd.claim.Key, "token", hd.claim.Token)...)
+	}
+	err = fmt.Errorf("idempotency: complete %s: %w", hd.claim.Key, err)
+	if herr != nil {
+		err = errors.Join(herr, err)
+	}
+	return eventkit.Retry(err)
+}
+
+func (h *handler) release(ctx context.Context, ev *eventkit.Event, c Claim) {
+	sctx, cancel := h.settleCtx(ctx)
+	defer cancel()
+	if err := h.store.Release(sctx, c); err != nil {
+		// The lease runs out by itself; the next claim takes over.
+		h.cfg.logger.Warn("release failed", h.attrs(ev, c.Key, "error", err)...)
+	}
+}
+
+func (h *handler) attrs(ev *eventkit.Event, key string, more ...any) []any {
+	return append([]any{"topic", ev.Topic, "partition", ev.Partition, "offset", ev.Offset, "key", key}, more...)
+}
+
+type metrics struct {
+	claimed, skipped, held, takenOver, fenced prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventkit_idempotency_events_total",
+		Help: "Events seen by the idempotency middleware by outcome: claimed, skipped (already done), held (in flight elsewhere), taken_over (an expired lease), fenced (completion refused after a takeover).",
+	}, []string{"outcome"})
+	if err := reg.Register(vec); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		existing, ok := vec, false
+		if errors.As(err, &are) {
+			existing, ok = are.ExistingCollector.(*prometheus.CounterVec)
+		}
+		if ok {
+			vec = existing
+		} else {
+			log.Error("idempotency metrics not registered", "error", err)
+		}
+	}
+	return &metrics{
+		claimed:   vec.WithLabelValues("claimed"),
+		skipped:   vec.WithLabelValues("skipped"),
+		held:      vec.WithLabelValues("held"),
+		takenOver: vec.WithLabelValues("taken_over"),
+		fenced:    vec.WithLabelValues("fenced"),
+	}
+}

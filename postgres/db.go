@@ -1,0 +1,97 @@
+// Package postgres keeps eventkit's state in PostgreSQL through pgx: the
+// idempotency store today, the lookback archive and the audit log next,
+// each a concern of one [DB] with its own migrations.
+//
+//	db, err := postgres.Open(ctx, "postgres://eventkit@db.internal/eventkit")
+//	if err != nil {
+//		return err
+//	}
+//	defer db.Close()
+//	store := postgres.NewIdempotencyStore(db)
+//	defer store.Close()
+//	h := eventkit.Chain(handler, idempotency.Middleware(store))
+//
+// Every node of a consumer group points at the same database; the state
+// machine's decisions are conditional statements, so nodes need no other
+// coordination.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// minConns is the pool size Open sets unless the DSN names one
+// (pool_max_conns): the stores' writers and the application's own
+// transactions share the pool.
+const minConns = 16
+
+// DB is an open PostgreSQL database with eventkit's schema migrated.
+type DB struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to dsn (a URL or key=value string, as pgx reads it) and
+// applies the migrations that have not run yet. Several processes may
+// open the same database at once: migrations take an advisory lock.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if _, set := cfg.ConnConfig.RuntimeParams["pool_max_conns"]; !set && cfg.MaxConns < minConns {
+		cfg.MaxConns = minConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	db := &DB{pool: pool}
+	if err := db.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return err
+	}
+	sqlDB := stdlib.OpenDBFromPool(db.pool)
+	defer sqlDB.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, sub, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("postgres: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return nil
+}
+
+// BeginTx starts a transaction for the caller's own writes, to be marked
+// done with a store's CompleteTx.
+func (db *DB) BeginTx(ctx context.Context) (pgx.Tx, error) { return db.pool.Begin(ctx) }
+
+// Pool returns the connection pool.
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }
+
+// Close closes the pool. Close the stores first.
+func (db *DB) Close() { db.pool.Close() }

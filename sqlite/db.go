@@ -1,0 +1,134 @@
+// Package sqlite keeps eventkit's state in a SQLite database through a pure
+// Go driver (modernc.org/sqlite): the idempotency store today, the lookback
+// archive and the audit log next, each a concern of one [DB] with its own
+// migrations.
+//
+//	db, err := sqlite.Open(ctx, "eventkit.db")
+//	if err != nil {
+//		return err
+//	}
+//	defer db.Close()
+//	store := sqlite.NewIdempotencyStore(db)
+//	defer store.Close()
+//	h := eventkit.Chain(handler, idempotency.Middleware(store))
+//
+// The database runs in WAL mode with synchronous=NORMAL (a commit survives
+// a process crash; an OS crash may lose the last ones) and a busy timeout.
+// SQLite has one writer at a time, so every write of the process goes
+// through one connection: the stores' group-commit writer and the caller's
+// own transactions ([DB.BeginTx]) queue for it in Go instead of failing
+// with SQLITE_BUSY. Reads use a pool of their own.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"runtime"
+	"strings"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is an open SQLite database with eventkit's schema migrated.
+type DB struct {
+	write *sql.DB // one connection: every write of this process
+	read  *sql.DB
+}
+
+// Open opens (creating when missing) the database file at dsn, a path or a
+// "file:" URI, and applies the migrations that have not run yet. Query
+// parameters of a URI are kept; Open adds its own pragmas.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	if dsn == "" || strings.Contains(dsn, ":memory:") || strings.Contains(dsn, "mode=memory") {
+		return nil, errors.New("sqlite: want a database file: a writer and readers on separate connections cannot share an in-memory database")
+	}
+	write, err := sql.Open("sqlite", withParams(dsn, false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", dsn, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxIdleTime(0)
+	write.SetConnMaxLifetime(0)
+	db := &DB{write: write}
+	if err := db.migrate(ctx); err != nil {
+		write.Close()
+		return nil, err
+	}
+	// Readers are opened after the migration, which set WAL mode on the file.
+	db.read, err = sql.Open("sqlite", withParams(dsn, true))
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", dsn, err)
+	}
+	db.read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
+	return db, nil
+}
+
+// withParams adds the connection settings to dsn. _txlock=immediate makes
+// every transaction take the write lock when it begins, so a transaction
+// that reads before it writes cannot fail to upgrade its lock.
+func withParams(dsn string, readOnly bool) string {
+	if !strings.HasPrefix(dsn, "file:") {
+		dsn = "file:" + dsn
+	}
+	q := url.Values{}
+	q.Set("_busy_timeout", "10000")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "NORMAL")
+	q.Set("_foreign_keys", "1")
+	if readOnly {
+		q.Set("_query_only", "1")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + q.Encode()
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db.write, sub)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return nil
+}
+
+// BeginTx starts a write transaction on the writer connection. It waits
+// while the connection is busy (a store's batch, another transaction) and
+// holds it until Commit or Rollback: keep it short, and call no store
+// method that writes (Claim, Complete, Release) before it ends, because
+// they wait for the same connection.
+func (db *DB) BeginTx(ctx context.Context) (*sql.Tx, error) {
+	return db.write.BeginTx(ctx, nil)
+}
+
+// Writer returns the pool of the one writer connection.
+func (db *DB) Writer() *sql.DB { return db.write }
+
+// Reader returns a pool of read-only connections.
+func (db *DB) Reader() *sql.DB { return db.read }
+
+// Close closes the database. Close the stores first.
+func (db *DB) Close() error {
+	return errors.Join(db.read.Close(), db.write.Close())
+}
