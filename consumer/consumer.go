@@ -59,6 +59,7 @@ type Consumer struct {
 	handler eventkit.Handler
 	log     *slog.Logger
 	metrics *metrics
+	tracing *tracing
 
 	started atomic.Bool
 	cl      atomic.Pointer[kgo.Client]
@@ -130,6 +131,7 @@ func New(h eventkit.Handler, opts ...Opt) (*Consumer, error) {
 		cfg:       cfg,
 		handler:   h,
 		log:       cfg.logger.With("group", cfg.group),
+		tracing:   newTracing(&cfg),
 		parts:     make(map[tp]*partition),
 		ready:     make(chan *lane, cfg.maxInFlight+1),
 		room:      make(chan struct{}, 1),

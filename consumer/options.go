@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Order says which events may be handled at the same time.
@@ -105,11 +107,13 @@ type cfg struct {
 	statusInterval    time.Duration
 	startAt           kgo.Offset
 
-	logger     *slog.Logger
-	registerer prometheus.Registerer
-	gatherer   prometheus.Gatherer
-	now        func() time.Time
-	jitter     func() float64
+	logger         *slog.Logger
+	registerer     prometheus.Registerer
+	tracerProvider trace.TracerProvider
+	propagator     propagation.TextMapPropagator
+	gatherer       prometheus.Gatherer
+	now            func() time.Time
+	jitter         func() float64
 }
 
 func defaultCfg() cfg {
@@ -288,6 +292,26 @@ func Logger(l *slog.Logger) Opt { return opt{func(c *cfg) { c.logger = l }} }
 // is also a prometheus.Gatherer (a *prometheus.Registry is), the admin
 // handler serves it. Default: a private registry.
 func Registerer(r prometheus.Registerer) Opt { return opt{func(c *cfg) { c.registerer = r }} }
+
+// TracerProvider sets where the agent's spans go: one per handler call,
+// named "process <topic>", a child of the span whose context the record's
+// headers carry, with the messaging semantic conventions' attributes plus
+// [AttrAttempt], and [AttrFlag] with an error status on failure. The
+// handler's ctx carries it. Default: OpenTelemetry's global provider
+// (otel.GetTracerProvider); until the application sets one the agent starts
+// no spans at all, which keeps the cost per event at nothing.
+func TracerProvider(tp trace.TracerProvider) Opt {
+	return opt{func(c *cfg) { c.tracerProvider = tp }}
+}
+
+// Propagator sets how the agent reads trace context from record headers.
+// Default: OpenTelemetry's global propagator (otel.GetTextMapPropagator),
+// which reads nothing until the application sets one, usually
+// propagation.TraceContext{} for the W3C traceparent and tracestate headers
+// that kafka.Publisher writes.
+func Propagator(p propagation.TextMapPropagator) Opt {
+	return opt{func(c *cfg) { c.propagator = p }}
+}
 
 // Clock replaces time.Now, for tests.
 func Clock(now func() time.Time) Opt { return opt{func(c *cfg) { c.now = now }} }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/eventkit/eventkit"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Headers of a record parked on the dead-letter topic, next to all of the
@@ -215,6 +216,10 @@ func (c *Consumer) call(p *partition, it *item) (err error) {
 	} else {
 		ctx = &attemptCtx{Context: p.ctx, it: it, group: c.cfg.group}
 	}
+	var span trace.Span
+	if c.tracing.enabled() {
+		ctx, span = c.tracing.start(ctx, it)
+	}
 	if c.cfg.handlerTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.handlerTimeout)
@@ -224,6 +229,9 @@ func (c *Consumer) call(p *partition, it *item) (err error) {
 		if r := recover(); r != nil {
 			err = eventkit.Retry(&panicError{value: r})
 			c.log.Error("handler panicked", c.attrs(it, "panic", r, "stack", string(debug.Stack()))...)
+		}
+		if span != nil {
+			c.tracing.end(span, it.attempt, err)
 		}
 	}()
 	return c.handler.Handle(ctx, &it.ev)

@@ -9,6 +9,8 @@ import (
 	"github.com/eventkit/eventkit"
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Publisher writes events to Kafka as CloudEvents in the Kafka binary binding
@@ -27,6 +29,7 @@ type Publisher struct {
 	cl     *kgo.Client
 	source string
 	now    func() time.Time
+	prop   propagation.TextMapPropagator
 }
 
 // PublisherOpt configures a [Publisher].
@@ -48,10 +51,19 @@ func Clock(now func() time.Time) PublisherOpt {
 	return publisherOpt(func(p *Publisher) { p.now = now })
 }
 
+// Propagator sets how the trace context of Publish's ctx is written into
+// each record's headers, for the consumer's span to continue the trace.
+// Default: OpenTelemetry's global propagator (otel.GetTextMapPropagator),
+// which writes nothing until the application sets one, usually
+// propagation.TraceContext{} for the W3C traceparent and tracestate headers.
+func Propagator(p propagation.TextMapPropagator) PublisherOpt {
+	return publisherOpt(func(pub *Publisher) { pub.prop = p })
+}
+
 // NewPublisher returns a Publisher that produces through cl. The client stays
 // the caller's to close.
 func NewPublisher(cl *kgo.Client, opts ...PublisherOpt) *Publisher {
-	p := &Publisher{cl: cl, source: "eventkit", now: time.Now}
+	p := &Publisher{cl: cl, source: "eventkit", now: time.Now, prop: otel.GetTextMapPropagator()}
 	for _, o := range opts {
 		o.apply(p)
 	}
@@ -68,6 +80,9 @@ func NewPublisher(cl *kgo.Client, opts ...PublisherOpt) *Publisher {
 // Publisher's source, and SpecVersion "1.0". Each written event's Topic,
 // Partition, Offset and Timestamp then name its record. An event without a
 // Type is refused before anything is written: the binding requires one.
+//
+// The trace context of ctx, if any, goes into each record's headers through
+// the [Propagator], replacing trace headers the event carried.
 func (p *Publisher) Publish(ctx context.Context, topic string, evs ...*eventkit.Event) error {
 	if topic == "" {
 		return errors.New("publish: no topic")
@@ -78,6 +93,7 @@ func (p *Publisher) Publish(ctx context.Context, topic string, evs ...*eventkit.
 			return fmt.Errorf("publish to %s: event %d: %w", topic, i, err)
 		}
 		rs[i] = RecordOf(topic, ev)
+		p.prop.Inject(ctx, (*RecordCarrier)(rs[i]))
 	}
 	if err := p.cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Opt configures a [Handler].
@@ -14,12 +17,13 @@ type opt struct{ fn func(*cfg) }
 func (o opt) apply(c *cfg) { o.fn(c) }
 
 type cfg struct {
-	client  *http.Client
-	timeout time.Duration
+	client     *http.Client
+	timeout    time.Duration
+	propagator propagation.TextMapPropagator
 }
 
 func defaultCfg() cfg {
-	return cfg{timeout: 30 * time.Second}
+	return cfg{timeout: 30 * time.Second, propagator: otel.GetTextMapPropagator()}
 }
 
 func (c *cfg) validate() error {
@@ -42,6 +46,17 @@ func Client(c *http.Client) Opt { return opt{func(cfg *cfg) { cfg.client = c }} 
 // and reading its body. A delivery that runs out of time counts as a retry.
 // It must be positive. Default 30s.
 func Timeout(d time.Duration) Opt { return opt{func(c *cfg) { c.timeout = d }} }
+
+// Propagator sets how the trace context of the handler's ctx (the agent's
+// span for the event) is written into each request's headers, so that the
+// application's spans join the producer's trace under the agent's. Without a
+// span in ctx, the request carries the record's own traceparent and
+// tracestate. Default: OpenTelemetry's global propagator
+// (otel.GetTextMapPropagator), which writes nothing until the application
+// sets one, usually propagation.TraceContext{}.
+func Propagator(p propagation.TextMapPropagator) Opt {
+	return opt{func(c *cfg) { c.propagator = p }}
+}
 
 func defaultClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()

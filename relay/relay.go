@@ -23,7 +23,9 @@
 // byte for byte. Eventkit-Topic, Eventkit-Partition, Eventkit-Offset,
 // Eventkit-Key, Eventkit-Attempt and, for replays, Eventkit-Replay-Id,
 // Eventkit-Replay-Origin and Eventkit-Replay-Mode say where the event comes
-// from and how often it was tried.
+// from and how often it was tried. A traceparent header carries the agent's
+// span for the event (see [Propagator]), or else the record's own, so that
+// the application's spans join the producer's trace.
 //
 // The answer decides what the agent does: a response header Eventkit-Flag
 // of warn, retry or kill (any case) wins and any other value counts as
@@ -47,6 +49,7 @@ import (
 	"time"
 
 	"github.com/eventkit/eventkit"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Handler is an [eventkit.Handler] that POSTs each event to a URL and turns
@@ -56,6 +59,7 @@ type Handler struct {
 	redacted string // for error messages: no password
 	client   *http.Client
 	timeout  time.Duration
+	prop     propagation.TextMapPropagator
 }
 
 // New returns a Handler that delivers events to rawURL, an http or https
@@ -78,7 +82,7 @@ func New(rawURL string, opts ...Opt) (*Handler, error) {
 	if cfg.client == nil {
 		cfg.client = defaultClient()
 	}
-	return &Handler{url: u.String(), redacted: u.Redacted(), client: cfg.client, timeout: cfg.timeout}, nil
+	return &Handler{url: u.String(), redacted: u.Redacted(), client: cfg.client, timeout: cfg.timeout, prop: cfg.propagator}, nil
 }
 
 // How much of a response body the relay reads: the start of it for error
@@ -101,6 +105,7 @@ func (h *Handler) Handle(ctx context.Context, ev *eventkit.Event) error {
 		return eventkit.Retry(fmt.Errorf("POST %s: %w", h.redacted, err))
 	}
 	req.Header = header(ctx, ev)
+	h.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
 
 	resp, err := h.client.Do(req)
 	if err != nil {

@@ -22,7 +22,7 @@ var offsetsSubcommands = []func(*streams) *cobra.Command{newOffsetsShowCmd}
 func newOffsetsCmd(s *streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "offsets",
-		Short: "Inspect a consumer group's committed offsets",
+		Short: "Inspect or move a consumer group's committed offsets",
 		Args:  cobra.NoArgs,
 	}
 	for _, add := range offsetsSubcommands {

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/eventkit/eventkit/replay"
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+func init() { offsetsSubcommands = append(offsetsSubcommands, newOffsetsResetCmd) }
+
+type offsetsResetFlags struct {
+	kafka      kafkaFlags
+	group      string
+	topics     []string
+	partitions string
+	toTime     string
+	toOffset   int64
+	shiftBy    int64
+	toEarliest bool
+	toLatest   bool
+	dryRun     bool
+	execute    bool
+	json       bool
+}
+
+func newOffsetsResetCmd(s *streams) *cobra.Command {
+	f := &offsetsResetFlags{}
+	cmd := &cobra.Command{
+		Use:   "reset",
+		Short: "Move a stopped group's committed offsets to a time, an offset, the start or the end",
+		Long: `reset moves the committed offsets of a consumer group, so that its consumers
+read again from a point in the past (or skip ahead) when they start. Name
+exactly one target: --to-time, --to-offset, --shift-by, --to-earliest or
+--to-latest. Offsets past a partition's start or end stop there.
+
+Like Kafka's own tool it only prints the plan unless given --execute: per
+partition the committed offset ("-" where the group never committed), the
+new one, and the lag before and after. Kafka only moves the offsets of an
+empty group: stop the group's consumers first.
+
+With --json it prints {"executed": bool, "plan": [{"topic", "partition",
+"current", "new", "lag_before", "lag_after"}]}, with -1 where the table
+shows "-".`,
+		Example: `  eventkit offsets reset --group billing --to-time 2024-05-01T10:00:00Z
+  eventkit offsets reset --group billing --topic payments --partitions 0,1 --shift-by -100 --execute`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req, err := f.request(cmd)
+			if err != nil {
+				return &exitCodeError{code: exitUsage, err: err}
+			}
+			return f.run(cmd.Context(), s, req)
+		},
+	}
+	f.kafka.bind(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.group, "group", "", "consumer group (required)")
+	fl.StringSliceVar(&f.topics, "topic", nil, "topic to reset, repeatable or comma-separated (default: every topic the group committed on)")
+	fl.StringVar(&f.partitions, "partitions", "", "partitions to reset, comma-separated (default: all)")
+	fl.StringVar(&f.toTime, "to-time", "", "move to the first record at or after this RFC 3339 time")
+	fl.Int64Var(&f.toOffset, "to-offset", 0, "move to this offset")
+	fl.Int64Var(&f.shiftBy, "shift-by", 0, "move by this many records, negative to go back (from the start where the group never committed)")
+	fl.BoolVar(&f.toEarliest, "to-earliest", false, "move to the start of each partition")
+	fl.BoolVar(&f.toLatest, "to-latest", false, "move to the end of each partition")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "only print the plan (the default)")
+	fl.BoolVar(&f.execute, "execute", false, "commit the new offsets")
+	fl.BoolVar(&f.json, "json", false, "print JSON")
+	_ = cmd.MarkFlagRequired("group")
+	return cmd
+}
+
+// request turns the flags into a reset request, reporting every problem at
+// once. A target counts as given when its flag was set, from the command
+// line or the environment, so that --shift-by 0 is a target too.
+func (f *offsetsResetFlags) request(cmd *cobra.Command) (replay.ResetRequest, error) {
+	set := cmd.Flags().Changed
+	req := replay.ResetRequest{Group: f.group, Topics: f.topics}
+	var errs []error
+	for _, p := range splitList(f.partitions) {
+		n, err := strconv.ParseInt(p, 10, 32)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--partitions %q: want partition numbers such as 0,1", f.partitions))
+			break
+		}
+		req.Partitions = append(req.Partitions, int32(n))
+	}
+	if set("to-time") {
+		t, err := time.Parse(time.RFC3339, f.toTime)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--to-time %q: want an RFC 3339 time such as 2024-05-01T10:00:00Z", f.toTime))
+		}
+		req.ToTime = &t
+	}
+	if set("to-offset") {
+		req.ToOffset = &f.toOffset
+	}
+	if set("shift-by") {
+		req.ShiftBy = &f.shiftBy
+	}
+	req.ToEarliest, req.ToLatest = f.toEarliest, f.toLatest
+	if f.dryRun && f.execute {
+		errs = append(errs, errors.New("--dry-run and --execute: want one"))
+	}
+	if err := req.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return req, errors.Join(errs...)
+}
+
+func (f *offsetsResetFlags) run(ctx context.Context, s *streams, req replay.ResetRequest) error {
+	cl, err := f.kafka.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	plan, err := replay.PlanReset(ctx, adm, req)
+	if err != nil {
+		return err
+	}
+	if f.execute {
+		if plan, err = replay.ExecuteReset(ctx, adm, plan); err != nil {
+			return err
+		}
+	}
+	if f.json {
+		if plan.Rows == nil {
+			plan.Rows = []replay.Move{}
+		}
+		b, err := json.Marshal(plan)
+		if err != nil {
+			return err
+		}
+		_, err = s.out.Write(append(b, '\n'))
+		return err
+	}
+	return resetTable(s.out, plan)
+}
+
+func resetTable(w io.Writer, plan replay.Plan) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCURRENT\tNEW\tLAG BEFORE\tLAG AFTER")
+	var before, after int64
+	for _, m := range plan.Rows {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\n", m.Topic, m.Partition, orDash(m.Current), m.New, m.LagBefore, m.LagAfter)
+		before += m.LagBefore
+		after += m.LagAfter
+	}
+	fmt.Fprintf(tw, "TOTAL\t\t\t\t%d\t%d\n", before, after)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if plan.Executed {
+		_, err := fmt.Fprintf(w, "executed: group %s committed the new offsets\n", plan.Group)
+		return err
+	}
+	_, err := fmt.Fprintln(w, "dry run: nothing changed; add --execute")
+	return err
+}

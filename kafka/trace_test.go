@@ -1,0 +1,39 @@
+package kafka_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/internal/testkit"
+	"github.com/eventkit/eventkit/kafka"
+)
+
+// An event forwarded from elsewhere may carry trace headers of its own; the
+// publishing span's context replaces them, so the consumer continues this
+// trace, not a stale one.
+func TestPublishWritesTheTraceContext(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	tp, _ := testkit.Tracing(t)
+	ev := &eventkit.Event{ID: "o-1", Type: "order.created", Headers: []eventkit.Header{
+		{Key: "traceparent", Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")},
+		{Key: "tenant", Value: []byte("acme")},
+		{Key: "traceparent", Value: []byte("00-11111111111111111111111111111111-2222222222222222-01")},
+	}}
+	sc := testkit.PublishTraced(t, testkit.Client(t, b.Addr()), tp, "orders", ev)
+
+	r := testkit.ReadAll(t, b.Addr(), "orders")[0]
+	want := fmt.Sprintf("00-%s-%s-01", sc.TraceID(), sc.SpanID())
+	var got []string
+	for _, h := range r.Headers {
+		if h.Key == "traceparent" {
+			got = append(got, string(h.Value))
+		}
+	}
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("record traceparent headers %q, want one: %q", got, want)
+	}
+	if c := (*kafka.RecordCarrier)(r); c.Get("tenant") != "acme" {
+		t.Fatalf("other headers lost: %+v", r.Headers)
+	}
+}
