@@ -22,6 +22,21 @@ func envName(flag string) string {
 // skipEnv are flags that never come from the environment.
 var skipEnv = map[string]bool{"help": true, "version": true}
 
+// noEnv marks flags of one command that are taken from its command line
+// only: the decision to change something (--execute) must be typed, and a
+// name that means something else elsewhere (--partitions, a count for the
+// broker, a list for a reset) must not leak in from a variable set for the
+// other command.
+const noEnv = "eventkit-no-env"
+
+func commandLineOnly(fs *pflag.FlagSet, names ...string) {
+	for _, n := range names {
+		_ = fs.SetAnnotation(n, noEnv, []string{"true"})
+	}
+}
+
+func envless(f *pflag.Flag) bool { return skipEnv[f.Name] || f.Annotations[noEnv] != nil }
+
 // applyEnv sets every flag of cmd that was not given on the command line
 // from its environment variable, when that is set. The flag's own parser
 // reads the value, so a malformed one fails as clearly as on the command
@@ -29,7 +44,7 @@ var skipEnv = map[string]bool{"help": true, "version": true}
 func applyEnv(cmd *cobra.Command) error {
 	var err error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || skipEnv[f.Name] {
+		if err != nil || f.Changed || envless(f) {
 			return
 		}
 		name := envName(f.Name)
@@ -48,7 +63,7 @@ func applyEnv(cmd *cobra.Command) error {
 // its subcommands that does not name its variable already.
 func documentEnv(cmd *cobra.Command) {
 	note := func(f *pflag.Flag) {
-		if !skipEnv[f.Name] && !strings.Contains(f.Usage, "env EVENTKIT_") {
+		if !envless(f) && !strings.Contains(f.Usage, "env EVENTKIT_") {
 			f.Usage += " (env " + envName(f.Name) + ")"
 		}
 	}

@@ -74,6 +74,7 @@ shows "-".`,
 	fl.BoolVar(&f.dryRun, "dry-run", false, "only print the plan (the default)")
 	fl.BoolVar(&f.execute, "execute", false, "commit the new offsets")
 	fl.BoolVar(&f.json, "json", false, "print JSON")
+	commandLineOnly(fl, "partitions", "dry-run", "execute")
 	_ = cmd.MarkFlagRequired("group")
 	return cmd
 }

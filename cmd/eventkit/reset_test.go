@@ -81,7 +81,13 @@ func TestOffsetsReset(t *testing.T) {
 	})
 
 	t.Run("flags from the environment", func(t *testing.T) {
-		r := reset(t, []string{"EVENTKIT_GROUP=billing", "EVENTKIT_TO_LATEST=true", "EVENTKIT_EXECUTE=true"})
+		// --execute is never taken from the environment: a stray
+		// variable must not turn a dry run into a change.
+		r := reset(t, []string{"EVENTKIT_GROUP=billing", "EVENTKIT_TO_LATEST=true", "EVENTKIT_EXECUTE=true", "EVENTKIT_PARTITIONS=7"})
+		if r.code != 0 || !strings.HasSuffix(r.stdout, "dry run: nothing changed; add --execute\n") {
+			t.Fatalf("exit %d, printed %q; stderr %s", r.code, r.stdout, r.stderr)
+		}
+		r = reset(t, []string{"EVENTKIT_GROUP=billing", "EVENTKIT_TO_LATEST=true"}, "--execute")
 		if r.code != 0 || !strings.HasSuffix(r.stdout, "executed: group billing committed the new offsets\n") {
 			t.Fatalf("exit %d, printed %q; stderr %s", r.code, r.stdout, r.stderr)
 		}
