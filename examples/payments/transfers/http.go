@@ -15,21 +15,14 @@ import (
 )
 
 func (s *Service) routes() http.Handler {
-	mux := http.NewServeMux()
-	h := func(pattern string, f func(w http.ResponseWriter, r *http.Request) error) {
-		mux.Handle(pattern, web.Handle(s.log, f))
-	}
-	h("POST /accounts", s.createAccount)
-	h("GET /accounts/{id}", s.getAccount)
-	h("PATCH /accounts/{id}", s.patchAccount)
-	h("POST /transfers", s.createTransfer)
-	h("GET /transfers/{id}", s.getTransfer)
-	h("POST /transfers/{id}/complete", s.settle(events.StatusCompleted))
-	h("POST /transfers/{id}/fail", s.settle(events.StatusFailed))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		web.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("/", web.NotFound)
+	mux := web.NewMux(s.log)
+	mux.Route("POST /accounts", s.createAccount)
+	mux.Route("GET /accounts/{id}", s.getAccount)
+	mux.Route("PATCH /accounts/{id}", s.patchAccount)
+	mux.Route("POST /transfers", s.createTransfer)
+	mux.Route("GET /transfers/{id}", s.getTransfer)
+	mux.Route("POST /transfers/{id}/complete", s.settle(events.StatusCompleted))
+	mux.Route("POST /transfers/{id}/fail", s.settle(events.StatusFailed))
 	return mux
 }
 

@@ -198,6 +198,10 @@ func (s *Service) Run(ctx context.Context) error {
 	return errors.Join(err, <-errc)
 }
 
+// Close releases what New opened, for a Service that will not Run; Run
+// releases it by itself.
+func (s *Service) Close() { s.close() }
+
 func (s *Service) close() {
 	if s.ln != nil {
 		s.ln.Close()

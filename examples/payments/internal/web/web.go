@@ -88,6 +88,28 @@ func Handle(log *slog.Logger, h func(w http.ResponseWriter, r *http.Request) err
 	}
 }
 
+// Mux routes requests to handlers that return errors, answers GET /healthz,
+// and answers a JSON 404 for everything it does not route.
+type Mux struct {
+	*http.ServeMux
+	log *slog.Logger
+}
+
+// NewMux returns a Mux whose failed requests are logged to log.
+func NewMux(log *slog.Logger) *Mux {
+	m := &Mux{ServeMux: http.NewServeMux(), log: log}
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		JSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	m.HandleFunc("/", NotFound)
+	return m
+}
+
+// Route serves pattern with h, through [Handle].
+func (m *Mux) Route(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
+	m.Handle(pattern, Handle(m.log, h))
+}
+
 // NotFound answers every unrouted path with a JSON 404.
 func NotFound(w http.ResponseWriter, r *http.Request) {
 	JSON(w, http.StatusNotFound, map[string]string{"error": "no route for " + r.Method + " " + r.URL.Path})
