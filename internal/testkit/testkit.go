@@ -54,11 +54,19 @@ func ClientOpts() []kgo.Opt {
 // with quick timings: millisecond backoffs, frequent commits, short group
 // timeouts and the test's [Logger]. Options added after them win.
 func AgentOpts(tb testing.TB, b *kafka.Broker, group, topic string) []consumer.Opt {
-	return []consumer.Opt{
+	return append([]consumer.Opt{
 		consumer.Brokers(b.Addr()),
 		consumer.Group(group),
 		consumer.Topics(topic),
 		consumer.ClientOpts(ClientOpts()...),
+	}, AgentTimings(tb)...)
+}
+
+// AgentTimings are the quick timings of [AgentOpts] alone, for agents that
+// a program under test configures itself: millisecond backoffs, frequent
+// commits, short group timeouts and the test's [Logger].
+func AgentTimings(tb testing.TB) []consumer.Opt {
+	return []consumer.Opt{
 		consumer.Backoff(time.Millisecond, 10*time.Millisecond),
 		consumer.CommitInterval(50 * time.Millisecond),
 		consumer.SessionTimeout(3 * time.Second),
