@@ -11,14 +11,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -30,6 +27,7 @@ import (
 
 	"github.com/eventkit/eventkit"
 	"github.com/eventkit/eventkit/consumer"
+	"github.com/eventkit/eventkit/internal/benchkit"
 	"github.com/eventkit/eventkit/internal/testkit/seed"
 	"github.com/eventkit/eventkit/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -102,25 +100,6 @@ func serveBroker(records, size int) error {
 	return nil
 }
 
-func startBroker(records, size int) (addr string, stop func(), err error) {
-	cmd := exec.Command(os.Args[0], "-serve-broker", "-records", strconv.Itoa(records), "-size", strconv.Itoa(size))
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	stop = func() { stdin.Close(); _ = cmd.Wait() }
-	s := bufio.NewScanner(stdout)
-	for s.Scan() {
-		if a, ok := strings.CutPrefix(s.Text(), "ready "); ok {
-			return a, stop, nil
-		}
-	}
-	stop()
-	return "", nil, errors.New("broker child exited before it was ready")
-}
-
 type scenario struct {
 	name   string
 	topic  string
@@ -139,7 +118,7 @@ const (
 
 func run(records, size, rounds int, only string) error {
 	fmt.Fprintf(os.Stderr, "seeding %d records of %d B into %s (8 partitions) and %s (1 partition)...\n", records, size, wideTopic, ioTopic)
-	addr, stop, err := startBroker(records, size)
+	addr, stop, err := benchkit.StartBroker("-serve-broker", "-records", strconv.Itoa(records), "-size", strconv.Itoa(size))
 	if err != nil {
 		return err
 	}

@@ -64,8 +64,14 @@ func AgentOpts(tb testing.TB, b *kafka.Broker, group, topic string) []consumer.O
 // QuickAgent are the consumer options of [AgentOpts] that do not name the
 // broker, group or topics, for code that runs the agent itself.
 func QuickAgent(tb testing.TB) []consumer.Opt {
+	return append([]consumer.Opt{consumer.ClientOpts(ClientOpts()...)}, AgentTimings(tb)...)
+}
+
+// AgentTimings are the quick timings of [AgentOpts] alone, for agents that
+// a program under test configures itself: millisecond backoffs, frequent
+// commits, short group timeouts and the test's [Logger].
+func AgentTimings(tb testing.TB) []consumer.Opt {
 	return []consumer.Opt{
-		consumer.ClientOpts(ClientOpts()...),
 		consumer.Backoff(time.Millisecond, 10*time.Millisecond),
 		consumer.CommitInterval(50 * time.Millisecond),
 		consumer.SessionTimeout(3 * time.Second),

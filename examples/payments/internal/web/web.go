@@ -1,0 +1,149 @@
+// Package web holds what the payments services share on the HTTP side: JSON
+// answers, JSON errors with a 4xx status that says what was wrong, bodies
+// read with a size limit, and a server whose lifetime a context owns.
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// MaxBody bounds a request body: every request of the payments API is a
+// small JSON document.
+const MaxBody = 1 << 20
+
+// Error is an error with the HTTP status it answers with.
+type Error struct {
+	Status int
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Errorf returns an [*Error] with status and a formatted message.
+func Errorf(status int, format string, args ...any) error {
+	return &Error{Status: status, Msg: fmt.Sprintf(format, args...)}
+}
+
+// JSON writes v with status.
+func JSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Fail answers err as {"error": "..."}: an [*Error] with its own status,
+// anything else as a 500 whose cause is logged, never shown.
+func Fail(w http.ResponseWriter, log *slog.Logger, err error) {
+	var e *Error
+	if errors.As(err, &e) {
+		JSON(w, e.Status, map[string]string{"error": e.Msg})
+		return
+	}
+	log.Error("request failed", "error", err)
+	JSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
+}
+
+// Decode reads a JSON body into v, refusing unknown fields, trailing data
+// and bodies over [MaxBody], each with a 4xx [*Error].
+func Decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			return Errorf(http.StatusRequestEntityTooLarge, "body larger than %d bytes", MaxBody)
+		case errors.Is(err, io.EOF):
+			return Errorf(http.StatusBadRequest, "empty body: want a JSON object")
+		}
+		return Errorf(http.StatusBadRequest, "bad JSON body: %v", err)
+	}
+	if dec.More() {
+		return Errorf(http.StatusBadRequest, "bad JSON body: more than one value")
+	}
+	return nil
+}
+
+// Handle adapts a handler that returns an error to http.HandlerFunc, and
+// turns a panic into a 500 so that one bad request never takes the
+// service down.
+func Handle(log *slog.Logger, h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				Fail(w, log, fmt.Errorf("panic: %v", p))
+			}
+		}()
+		if err := h(w, r); err != nil {
+			Fail(w, log, err)
+		}
+	}
+}
+
+// Mux routes requests to handlers that return errors, answers GET /healthz,
+// and answers a JSON 404 for everything it does not route.
+type Mux struct {
+	*http.ServeMux
+	log *slog.Logger
+}
+
+// NewMux returns a Mux whose failed requests are logged to log.
+func NewMux(log *slog.Logger) *Mux {
+	m := &Mux{ServeMux: http.NewServeMux(), log: log}
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		JSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	m.HandleFunc("/", NotFound)
+	return m
+}
+
+// Route serves pattern with h, through [Handle].
+func (m *Mux) Route(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
+	m.Handle(pattern, Handle(m.log, h))
+}
+
+// NotFound answers every unrouted path with a JSON 404.
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	JSON(w, http.StatusNotFound, map[string]string{"error": "no route for " + r.Method + " " + r.URL.Path})
+}
+
+// Listen binds addr ("127.0.0.1:0" when empty) so that the address is known
+// before the server runs.
+func Listen(addr string) (net.Listener, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// Serve serves h on ln until ctx ends, then shuts down, giving requests in
+// flight up to five seconds.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}

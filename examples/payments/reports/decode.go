@@ -1,0 +1,115 @@
+package reports
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/examples/payments/events"
+)
+
+// errSkip marks an event that reports has no use for: a type it does not
+// know yet. Producers may add types (forward compatibility).
+var errSkip = errors.New("not a type reports uses")
+
+var currencyRe = regexp.MustCompile(`^[A-Z]{3}$`)
+
+// transferRow is what reports keeps of a transfer.
+type transferRow struct {
+	ID, Account, Counterparty string
+	AmountMinor               int64
+	Currency, Status          string
+	CreatedAt                 time.Time
+	CompletedAt               time.Time // zero while pending
+}
+
+// accountRow is what reports keeps of an account.
+type accountRow struct {
+	ID, HolderName, Country, Status string
+	Version                         int64
+	UpdatedAt                       time.Time
+}
+
+// decodeTransfer reads the payload of a transfer event. Unknown fields are
+// ignored; a payload that lacks what reports needs, or holds it with the
+// wrong type, is an error, never a row.
+func decodeTransfer(ev *eventkit.Event) (*transferRow, error) {
+	var t events.Transfer
+	if err := json.Unmarshal(ev.Data, &t); err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
+	}
+	want := map[string]string{
+		events.TransferCreated:   events.StatusPending,
+		events.TransferCompleted: events.StatusCompleted,
+		events.TransferFailed:    events.StatusFailed,
+	}[ev.Type]
+	switch {
+	case t.ID == "" || t.From == "" || t.To == "":
+		return nil, errors.New("payload: id, from and to are required")
+	case t.AmountMinor <= 0:
+		return nil, fmt.Errorf("payload: amount_minor %d: want a positive amount", t.AmountMinor)
+	case !currencyRe.MatchString(t.Currency):
+		return nil, fmt.Errorf("payload: currency %q", t.Currency)
+	case t.CreatedAt.IsZero():
+		return nil, errors.New("payload: created_at is required")
+	case t.Status != want:
+		return nil, fmt.Errorf("payload: status %q in a %s event", t.Status, ev.Type)
+	case want != events.StatusPending && t.SettledAt == nil:
+		return nil, errors.New("payload: settled_at is required once settled")
+	}
+	r := &transferRow{
+		ID: t.ID, Account: t.From, Counterparty: t.To, AmountMinor: t.AmountMinor,
+		Currency: t.Currency, Status: t.Status, CreatedAt: t.CreatedAt,
+	}
+	if t.SettledAt != nil {
+		r.CompletedAt = *t.SettledAt
+	}
+	return r, nil
+}
+
+// accountPayload is the part of account.updated that reports reads, in
+// every schema version: v1 names the holder "name", v2 "legal_name". Fields
+// reports does not read (nickname, kyc, limits, whatever comes next) are
+// ignored, so new versions that only add fields need no change here.
+type accountPayload struct {
+	ID        *string   `json:"id"`
+	Version   *int64    `json:"version"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Status    string    `json:"status"`
+	Holder    struct {
+		Name      string `json:"name"`       // v1
+		LegalName string `json:"legal_name"` // v2
+		Address   struct {
+			Country string `json:"country"`
+		} `json:"address"`
+	} `json:"holder"`
+}
+
+// decodeAccount reads account.updated in schema v1 or v2.
+func decodeAccount(ev *eventkit.Event) (*accountRow, error) {
+	var p accountPayload
+	if err := json.Unmarshal(ev.Data, &p); err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
+	}
+	name := p.Holder.LegalName
+	if name == "" {
+		name = p.Holder.Name
+	}
+	switch {
+	case p.ID == nil || *p.ID == "":
+		return nil, errors.New("payload: id is required")
+	case p.Version == nil || *p.Version <= 0:
+		return nil, errors.New("payload: version is required and positive")
+	case p.UpdatedAt.IsZero():
+		return nil, errors.New("payload: updated_at is required")
+	case name == "":
+		return nil, errors.New("payload: holder.legal_name (v2) or holder.name (v1) is required")
+	}
+	return &accountRow{
+		ID: *p.ID, HolderName: name, Country: p.Holder.Address.Country, Status: p.Status,
+		Version: *p.Version, UpdatedAt: p.UpdatedAt,
+	}, nil
+}

@@ -1,0 +1,69 @@
+package reports
+
+import (
+	"testing"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/examples/payments/events"
+)
+
+func TestDecodeAccountAcrossVersions(t *testing.T) {
+	for _, tc := range []struct {
+		name, data string
+		want       *accountRow // nil: refused
+	}{
+		{"v1", `{"id": "a1", "version": 3, "updated_at": "2026-03-01T10:00:00Z", "status": "active", "nickname": "ada",
+			"holder": {"name": "Ada", "address": {"country": "GB", "city": "London"}}, "limits": {"daily_minor": 100}}`,
+			&accountRow{ID: "a1", HolderName: "Ada", Country: "GB", Status: "active", Version: 3}},
+		{"v2 renamed the holder name", `{"id": "a1", "version": 4, "updated_at": "2026-03-01T10:00:00Z", "status": "frozen",
+			"holder": {"legal_name": "Ada King", "address": {"country": "GB"}}, "kyc": {"risk_tier": "low"}}`,
+			&accountRow{ID: "a1", HolderName: "Ada King", Country: "GB", Status: "frozen", Version: 4}},
+		{"unknown fields from a later version", `{"id": "a1", "version": 5, "updated_at": "2026-03-01T10:00:00Z",
+			"holder": {"legal_name": "Ada", "pronouns": "she", "address": {"country": "GB", "geo": [1, 2]}}, "loyalty": {"tier": 3}}`,
+			&accountRow{ID: "a1", HolderName: "Ada", Country: "GB", Version: 5}},
+		{"not JSON", `{"id": "a1", "vers`, nil},
+		{"wrong types", `{"id": 42, "version": "seven", "holder": "nobody"}`, nil},
+		{"no version", `{"id": "a1", "updated_at": "2026-03-01T10:00:00Z", "holder": {"name": "Ada"}}`, nil},
+		{"no holder name", `{"id": "a1", "version": 1, "updated_at": "2026-03-01T10:00:00Z", "holder": {}}`, nil},
+		{"no time", `{"id": "a1", "version": 1, "holder": {"name": "Ada"}}`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := decodeAccount(&eventkit.Event{Type: events.AccountUpdated, Data: []byte(tc.data)})
+			if tc.want == nil {
+				if err == nil {
+					t.Fatalf("decoded %+v, want an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.UpdatedAt = tc.want.UpdatedAt
+			if *got != *tc.want {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeTransferRefusesWhatWouldCorruptARow(t *testing.T) {
+	ok := `{"id": "t1", "from": "a", "to": "b", "amount_minor": 5, "currency": "EUR", "status": "completed",
+		"created_at": "2026-03-01T10:00:00Z", "settled_at": "2026-03-01T11:00:00Z", "fee": {"minor": 1}}`
+	if _, err := decodeTransfer(&eventkit.Event{Type: events.TransferCompleted, Data: []byte(ok)}); err != nil {
+		t.Fatalf("well-formed completion with an unknown field: %v", err)
+	}
+	for name, data := range map[string]string{
+		"status of another type": ok,
+		"zero amount":            `{"id": "t1", "from": "a", "to": "b", "amount_minor": 0, "currency": "EUR", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
+		"amount as text":         `{"id": "t1", "from": "a", "to": "b", "amount_minor": "5", "currency": "EUR", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
+		"bad currency":           `{"id": "t1", "from": "a", "to": "b", "amount_minor": 5, "currency": "euro", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
+		"no payee":               `{"id": "t1", "from": "a", "amount_minor": 5, "currency": "EUR", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
+		"truncated":              ok[:40],
+	} {
+		t.Run(name, func(t *testing.T) {
+			if r, err := decodeTransfer(&eventkit.Event{Type: events.TransferCreated, Data: []byte(data)}); err == nil {
+				t.Fatalf("decoded %+v, want an error", r)
+			}
+		})
+	}
+}

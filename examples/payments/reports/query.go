@@ -1,0 +1,303 @@
+package reports
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/eventkit/eventkit/examples/payments/internal/web"
+)
+
+func (s *Service) routes() http.Handler {
+	mux := web.NewMux(s.log)
+	mux.Route("GET /accounts/{id}/volume", s.volume)
+	mux.Route("GET /totals/daily", s.dailyTotals)
+	mux.Route("GET /transfers/failed", s.failedTransfers)
+	return mux
+}
+
+// Account is what reports knows of an account.
+type Account struct {
+	ID         string    `json:"id"`
+	HolderName string    `json:"holder_name"`
+	Country    string    `json:"country"`
+	Status     string    `json:"status"`
+	Version    int64     `json:"version"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// Amount is a count and a sum of transfers in one currency.
+type Amount struct {
+	Currency    string `json:"currency"`
+	Transfers   int64  `json:"transfers"`
+	AmountMinor int64  `json:"amount_minor"`
+}
+
+// Volume answers GET /accounts/{id}/volume.
+type Volume struct {
+	Account *Account  `json:"account"` // null until its first account.updated
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+	// Sent is what the account paid in completed transfers created in
+	// [From, To), by currency.
+	Sent []Amount `json:"sent"`
+	// Holder is the holder as transfers has it now, with expand=holder.
+	Holder json.RawMessage `json:"holder,omitempty"`
+}
+
+// volume answers the outgoing volume of an account over a time range, read
+// from the covering index alone. With expand=holder it adds the holder's
+// full record, which reports does not keep, asked of transfers.
+func (s *Service) volume(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	from, err := timeParam(q, "from", time.Time{})
+	if err != nil {
+		return err
+	}
+	to, err := timeParam(q, "to", time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	if !from.Before(to) {
+		return web.Errorf(http.StatusBadRequest, "from must be before to")
+	}
+	expand := q.Get("expand")
+	if expand != "" && expand != "holder" {
+		return web.Errorf(http.StatusBadRequest, "expand %q: only holder", expand)
+	}
+	id := r.PathValue("id")
+	v := Volume{From: from, To: to, Sent: []Amount{}}
+	ctx := r.Context()
+	if v.Account, err = s.account(ctx, id); err != nil {
+		return err
+	}
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT currency, count(*), sum(amount_minor) FROM transfers
+		WHERE account = ? AND created_at >= ? AND created_at < ? AND status = 'completed'
+		GROUP BY currency ORDER BY currency`, id, from.UnixMicro(), to.UnixMicro())
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a Amount
+		if err := rows.Scan(&a.Currency, &a.Transfers, &a.AmountMinor); err != nil {
+			return err
+		}
+		v.Sent = append(v.Sent, a)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if expand == "holder" {
+		if v.Holder, err = s.holder(ctx, id); err != nil {
+			return err
+		}
+	}
+	web.JSON(w, http.StatusOK, &v)
+	return nil
+}
+
+func (s *Service) account(ctx context.Context, id string) (*Account, error) {
+	var (
+		a  Account
+		us int64
+	)
+	err := s.db.Reader().QueryRowContext(ctx, `SELECT id, holder_name, country, status, version, updated_at FROM accounts WHERE id = ?`, id).
+		Scan(&a.ID, &a.HolderName, &a.Country, &a.Status, &a.Version, &us)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.UpdatedAt = time.UnixMicro(us).UTC()
+	return &a, nil
+}
+
+// holder asks transfers for the account and returns its holder object as
+// transfers serves it: reports neither keeps nor interprets it.
+func (s *Service) holder(ctx context.Context, id string) (json.RawMessage, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.TransfersURL+"/accounts/"+url.PathEscape(id), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return nil, web.Errorf(http.StatusBadGateway, "transfers: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, web.MaxBody))
+	switch {
+	case err != nil:
+		return nil, web.Errorf(http.StatusBadGateway, "transfers: %v", err)
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, web.Errorf(http.StatusNotFound, "account %s: not found at transfers", id)
+	case resp.StatusCode != http.StatusOK:
+		return nil, web.Errorf(http.StatusBadGateway, "transfers answered %s", resp.Status)
+	}
+	var acc struct {
+		Holder json.RawMessage `json:"holder"`
+	}
+	if err := json.Unmarshal(body, &acc); err != nil || len(acc.Holder) == 0 {
+		return nil, web.Errorf(http.StatusBadGateway, "transfers answered an account without a holder")
+	}
+	return acc.Holder, nil
+}
+
+// Day is the completed transfers of one day in one currency.
+type Day struct {
+	Day string `json:"day"`
+	Amount
+}
+
+// maxDays bounds the range of one daily-totals query.
+const maxDays = 3660
+
+// dailyTotals answers the completed transfers per day (UTC, by completion)
+// and currency, from the totals kept as completions arrive.
+func (s *Service) dailyTotals(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	from, err := dayParam(q, "from")
+	if err != nil {
+		return err
+	}
+	to, err := dayParam(q, "to")
+	if err != nil {
+		return err
+	}
+	if to.Before(from) || to.Sub(from) > maxDays*24*time.Hour {
+		return web.Errorf(http.StatusBadRequest, "want from <= to, at most %d days apart", maxDays)
+	}
+	cur := q.Get("currency")
+	if cur != "" && !currencyRe.MatchString(cur) {
+		return web.Errorf(http.StatusBadRequest, "currency %q: want an ISO 4217 code such as EUR", cur)
+	}
+	rows, err := s.db.Reader().QueryContext(r.Context(), `SELECT day, currency, transfers, amount_minor FROM daily_totals
+		WHERE day >= ? AND day <= ? AND (? = '' OR currency = ?) ORDER BY day, currency`,
+		from.Format(dayLayout), to.Format(dayLayout), cur, cur)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	days := []Day{}
+	for rows.Next() {
+		var d Day
+		if err := rows.Scan(&d.Day, &d.Currency, &d.Transfers, &d.AmountMinor); err != nil {
+			return err
+		}
+		days = append(days, d)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	web.JSON(w, http.StatusOK, map[string]any{"days": days})
+	return nil
+}
+
+// FailedTransfer is one row of the failed-transfers report.
+type FailedTransfer struct {
+	ID           string    `json:"id"`
+	Account      string    `json:"account"`
+	Counterparty string    `json:"counterparty"`
+	AmountMinor  int64     `json:"amount_minor"`
+	Currency     string    `json:"currency"`
+	CreatedAt    time.Time `json:"created_at"`
+	FailedAt     time.Time `json:"failed_at"`
+}
+
+// FailedPage answers GET /transfers/failed.
+type FailedPage struct {
+	Transfers  []FailedTransfer `json:"transfers"`
+	NextCursor string           `json:"next_cursor,omitempty"`
+}
+
+// failedTransfers pages through failed transfers, newest first, with a
+// keyset cursor: each page is one range read of the partial index, however
+// deep it is.
+func (s *Service) failedTransfers(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	limit := 50
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return web.Errorf(http.StatusBadRequest, "limit %q: want 1 to 1000", v)
+		}
+		limit = n
+	}
+	at, id := int64(1<<62), ""
+	if c := q.Get("cursor"); c != "" {
+		var err error
+		if at, id, err = parseCursor(c); err != nil {
+			return err
+		}
+	}
+	rows, err := s.db.Reader().QueryContext(r.Context(), `SELECT id, account, counterparty, amount_minor, currency, created_at, completed_at
+		FROM transfers WHERE status = 'failed' AND (created_at, id) < (?, ?)
+		ORDER BY created_at DESC, id DESC LIMIT ?`, at, id, limit+1)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	page := FailedPage{Transfers: []FailedTransfer{}}
+	for rows.Next() {
+		var (
+			t                FailedTransfer
+			created, settled int64
+		)
+		if err := rows.Scan(&t.ID, &t.Account, &t.Counterparty, &t.AmountMinor, &t.Currency, &created, &settled); err != nil {
+			return err
+		}
+		t.CreatedAt, t.FailedAt = time.UnixMicro(created).UTC(), time.UnixMicro(settled).UTC()
+		page.Transfers = append(page.Transfers, t)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(page.Transfers) > limit {
+		page.Transfers = page.Transfers[:limit]
+		last := page.Transfers[limit-1]
+		page.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(last.CreatedAt.UnixMicro(), 10) + "/" + last.ID))
+	}
+	web.JSON(w, http.StatusOK, &page)
+	return nil
+}
+
+func parseCursor(c string) (int64, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		at, id, ok := strings.Cut(string(b), "/")
+		if n, perr := strconv.ParseInt(at, 10, 64); ok && perr == nil && id != "" {
+			return n, id, nil
+		}
+	}
+	return 0, "", web.Errorf(http.StatusBadRequest, "cursor %q: not one this service gave", c)
+}
+
+func timeParam(q url.Values, name string, def time.Time) (time.Time, error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, web.Errorf(http.StatusBadRequest, "%s %q: want RFC 3339", name, v)
+	}
+	return t.UTC(), nil
+}
+
+func dayParam(q url.Values, name string) (time.Time, error) {
+	v := q.Get(name)
+	t, err := time.Parse(dayLayout, v)
+	if err != nil {
+		return time.Time{}, web.Errorf(http.StatusBadRequest, "%s %q: want a day as YYYY-MM-DD", name, v)
+	}
+	return t, nil
+}
