@@ -4,7 +4,7 @@
 
 GO ?= go
 
-.PHONY: test deps vet bench crashtest
+.PHONY: test deps vet bench bench-store crashtest
 
 test: deps vet
 	$(GO) test -race -timeout 15m ./...
@@ -19,3 +19,9 @@ vet:
 # measured in the same run; see docs/benchmarks.md.
 bench:
 	$(GO) run ./bench/consumerbench
+
+# Kills the consumer 20 times while it works through 100k events with 1%
+# duplicates, on SQLite then PostgreSQL, and checks every side effect
+# happened exactly once; see docs/idempotency.md.
+crashtest: deps
+	$(GO) run ./bench/crashtest -events 100000 -kills 20 -stores sqlite,postgres
