@@ -17,8 +17,12 @@ vet:
 
 # Benchmarks print tables of records/s and ratios to the raw franz-go client
 # measured in the same run; see docs/benchmarks.md.
-bench:
+bench: bench-store
 	$(GO) run ./bench/consumerbench
+
+# The agent with the idempotency middleware on each store, against no store.
+bench-store: deps
+	$(GO) run ./bench/storebench
 
 # Kills the consumer 20 times while it works through 100k events with 1%
 # duplicates, on SQLite then PostgreSQL, and checks every side effect
