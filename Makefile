@@ -4,7 +4,7 @@
 
 GO ?= go
 
-.PHONY: test deps vet bench crashtest
+.PHONY: test deps vet bench bench-store crashtest
 
 test: deps vet
 	$(GO) test -race -timeout 15m ./...
@@ -17,5 +17,15 @@ vet:
 
 # Benchmarks print tables of records/s and ratios to the raw franz-go client
 # measured in the same run; see docs/benchmarks.md.
-bench:
+bench: bench-store
 	$(GO) run ./bench/consumerbench
+
+# The agent with the idempotency middleware on each store, against no store.
+bench-store: deps
+	$(GO) run ./bench/storebench
+
+# Kills the consumer 20 times while it works through 100k events with 1%
+# duplicates, on SQLite then PostgreSQL, and checks every side effect
+# happened exactly once; see docs/idempotency.md.
+crashtest: deps
+	$(GO) run ./bench/crashtest -events 100000 -kills 20 -stores sqlite,postgres

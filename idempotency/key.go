@@ -21,15 +21,22 @@ const hashMark = "%sha256:"
 
 // Key returns the idempotency key of ev for a consumer group:
 //
-//	group|ce|source|id              an event with a ce_id
-//	group|rp|source|id|replay-id    the same, replayed in reprocess mode
-//	group|at|topic/partition/offset an event without a ce_id
+//	group|ce|source|id                        an event with a ce_id
+//	group|rp|source|id|replay-id              the same, replayed in reprocess mode
+//	group|at|topic/partition/offset           an event without a ce_id
+//	group|ra|topic/partition/offset|replay-id the same, replayed in reprocess mode
 //
 // A replay in deduplicate mode keeps the original's key, so it is a no-op
 // where the original was done; a reprocess replay adds its replay id and is
-// processed once more. The fallback to coordinates absorbs redelivery of the
-// same record only: a producer that sends an event twice without an id
-// makes two records at two offsets, and both are processed.
+// processed once more. A replayed event without a ce_id is keyed by its
+// origin's coordinates (ev.Replay.OriginTopic, OriginPartition,
+// OriginOffset), not by where the replay put it, so that the same rules
+// hold; when the origin does not parse, the replayed record's own
+// coordinates are all there is, and it is processed.
+//
+// The fallback to coordinates absorbs redelivery of the same record only: a
+// producer that sends an event twice without an id makes two records at two
+// offsets, and both are processed.
 //
 // Fields are escaped: '%', '|', control bytes and bytes that are not UTF-8
 // become %XX. A ce_source or ce_id that is not UTF-8 (left by the binding in
@@ -41,16 +48,31 @@ func Key(group string, ev *eventkit.Event) string {
 	var arr [256]byte
 	b := appendField(arr[:0], group)
 	id := fieldOf(ev, ev.ID, eventkit.HeaderID)
+	reprocess := ev.Replay != nil && ev.Replay.Mode == eventkit.Reprocess
 	if len(id) == 0 {
-		b = append(b, "|at|"...)
-		b = appendField(b, ev.Topic)
+		topic, partition, offset := ev.Topic, ev.Partition, ev.Offset
+		// A parsed origin always has a topic.
+		if r := ev.Replay; r != nil && r.OriginTopic != "" {
+			topic, partition, offset = r.OriginTopic, r.OriginPartition, r.OriginOffset
+		} else {
+			reprocess = false // its own coordinates are new anyway
+		}
+		if reprocess {
+			b = append(b, "|ra|"...)
+		} else {
+			b = append(b, "|at|"...)
+		}
+		b = appendField(b, topic)
 		b = append(b, '/')
-		b = strconv.AppendInt(b, int64(ev.Partition), 10)
+		b = strconv.AppendInt(b, int64(partition), 10)
 		b = append(b, '/')
-		b = strconv.AppendInt(b, ev.Offset, 10)
+		b = strconv.AppendInt(b, offset, 10)
+		if reprocess {
+			b = append(b, '|')
+			b = appendField(b, ev.Replay.ID)
+		}
 		return finish(b)
 	}
-	reprocess := ev.Replay != nil && ev.Replay.Mode == eventkit.Reprocess
 	if reprocess {
 		b = append(b, "|rp|"...)
 	} else {

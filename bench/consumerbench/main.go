@@ -14,7 +14,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"runtime/pprof"
 	"slices"
@@ -26,10 +25,8 @@ import (
 	"time"
 
 	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/bench/internal/benchkit"
 	"github.com/eventkit/eventkit/consumer"
-	"github.com/eventkit/eventkit/internal/benchkit"
-	"github.com/eventkit/eventkit/internal/testkit/seed"
-	"github.com/eventkit/eventkit/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -44,7 +41,7 @@ func main() {
 	flag.Parse()
 	fetchMax = int32(*fetchMB) << 20
 	if *serve {
-		if err := serveBroker(*records, *size); err != nil {
+		if err := benchkit.ServeBroker(map[string]int32{wideTopic: 8, ioTopic: 1}, *records, *size, keys); err != nil {
 			fmt.Fprintln(os.Stderr, "broker:", err)
 			os.Exit(1)
 		}
@@ -79,25 +76,8 @@ const (
 	keys      = 10_000
 )
 
-// serveBroker runs the embedded broker with both topics filled, prints
-// "ready ADDR" and waits for stdin to close.
-func serveBroker(records, size int) error {
-	b, err := kafka.StartBroker(kafka.BrokerConfig{})
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	for topic, parts := range map[string]int32{wideTopic: 8, ioTopic: 1} {
-		if err := b.CreateTopic(topic, parts); err != nil {
-			return err
-		}
-		if err := seed.Events(b.Addr(), topic, records, size, keys); err != nil {
-			return err
-		}
-	}
-	fmt.Println("ready", b.Addr())
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	return nil
+func startBroker(records, size int) (addr string, stop func(), err error) {
+	return benchkit.StartChild("-serve-broker", "-records", strconv.Itoa(records), "-size", strconv.Itoa(size))
 }
 
 type scenario struct {
@@ -118,7 +98,7 @@ const (
 
 func run(records, size, rounds int, only string) error {
 	fmt.Fprintf(os.Stderr, "seeding %d records of %d B into %s (8 partitions) and %s (1 partition)...\n", records, size, wideTopic, ioTopic)
-	addr, stop, err := benchkit.StartBroker("-serve-broker", "-records", strconv.Itoa(records), "-size", strconv.Itoa(size))
+	addr, stop, err := startBroker(records, size)
 	if err != nil {
 		return err
 	}
@@ -185,7 +165,7 @@ func run(records, size, rounds int, only string) error {
 
 	medians := map[string]float64{}
 	for i, s := range scenarios {
-		medians[s.name] = median(rates[i])
+		medians[s.name] = benchkit.Median(rates[i])
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "| scenario\t| records/s (median of %d)\t| ratio\t| base\t| target\t|\n", rounds)
@@ -198,19 +178,10 @@ func run(records, size, rounds int, only string) error {
 		}
 		fmt.Fprintf(w, "| %s\t| %.0f\t| %s\t| %s\t| %s\t|\n", s.name, m, ratio, s.base, s.target)
 		if len(busy[i]) > 0 && s.name != ceilingName {
-			fmt.Fprintf(w, "| %s\t| \t| %.2f\t| Concurrency ÷ measured handler latency\t| %s\t|\n", s.name, median(busy[i]), s.target)
+			fmt.Fprintf(w, "| %s\t| \t| %.2f\t| Concurrency ÷ measured handler latency\t| %s\t|\n", s.name, benchkit.Median(busy[i]), s.target)
 		}
 	}
 	return w.Flush()
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	return s[len(s)/2]
 }
 
 // raw is the baseline: a franz-go group consumer that reads every record and
@@ -278,45 +249,9 @@ func ceiling(h eventkit.Handler, workers int) func(ctx context.Context, addr, to
 // record.
 func agent(h eventkit.Handler, opts ...consumer.Opt) func(ctx context.Context, addr, topic, group string, n int) (time.Duration, error) {
 	return func(ctx context.Context, addr, topic, group string, n int) (time.Duration, error) {
-		var (
-			seen  atomic.Int64
-			start atomic.Int64
-			end   atomic.Int64
-			done  = make(chan struct{})
-		)
-		timed := eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
-			if start.Load() == 0 {
-				start.CompareAndSwap(0, time.Now().UnixNano())
-			}
-			err := h.Handle(ctx, ev)
-			if seen.Add(1) == int64(n) {
-				end.Store(time.Now().UnixNano())
-				close(done)
-			}
-			return err
-		})
-		c, err := consumer.New(timed, append([]consumer.Opt{
+		return benchkit.TimeAgent(ctx, n, 5*time.Minute, h, append([]consumer.Opt{
 			consumer.Brokers(addr), consumer.Group(group), consumer.Topics(topic),
 			consumer.ClientOpts(kgo.FetchMaxBytes(fetchMax)),
 		}, opts...)...)
-		if err != nil {
-			return 0, err
-		}
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		errc := make(chan error, 1)
-		go func() { errc <- c.Run(ctx) }()
-		select {
-		case <-done:
-		case err := <-errc:
-			return 0, fmt.Errorf("Run returned early: %v", err)
-		case <-time.After(5 * time.Minute):
-			return 0, fmt.Errorf("handled %d of %d records in 5 minutes", seen.Load(), n)
-		}
-		cancel()
-		if err := <-errc; err != nil {
-			return 0, err
-		}
-		return time.Duration(end.Load() - start.Load()), nil
 	}
 }

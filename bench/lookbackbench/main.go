@@ -17,25 +17,22 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
 	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/bench/internal/benchkit"
 	"github.com/eventkit/eventkit/internal/pgtest"
 	"github.com/eventkit/eventkit/internal/testkit/seed"
 	"github.com/eventkit/eventkit/kafka"
@@ -185,22 +182,7 @@ func serveBroker(records, size int) error {
 }
 
 func startBroker(records, size int) (addr string, stop func(), err error) {
-	cmd := exec.Command(os.Args[0], "-serve-broker", "-records", strconv.Itoa(records), "-size", strconv.Itoa(size))
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	stop = func() { stdin.Close(); _ = cmd.Wait() }
-	s := bufio.NewScanner(stdout)
-	for s.Scan() {
-		if a, ok := strings.CutPrefix(s.Text(), "ready "); ok {
-			return a, stop, nil
-		}
-	}
-	stop()
-	return "", nil, errors.New("broker child exited before it was ready")
+	return benchkit.StartChild("-serve-broker", "-records", strconv.Itoa(records), "-size", strconv.Itoa(size))
 }
 
 type scenario struct {
@@ -243,7 +225,7 @@ func ingestPart(ctx context.Context, w io.Writer, stores []store, records, size,
 	stopProfile()
 	medians := map[string]float64{}
 	for i, s := range scenarios {
-		medians[s.name] = median(rates[i])
+		medians[s.name] = benchkit.Median(rates[i])
 	}
 	fmt.Fprintf(w, "| ingest, %d records of %d B\t| records/s (median of %d)\t| ratio\t| base\t| target\t|\n", records, size, rounds)
 	fmt.Fprintf(w, "|---\t|---:\t|---:\t|---\t|---\t|\n")
@@ -492,12 +474,3 @@ func queryPart(ctx context.Context, w io.Writer, stores []store, archived, size,
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	return s[len(s)/2]
-}

@@ -29,10 +29,10 @@ import (
 	"time"
 
 	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/bench/internal/benchkit"
 	"github.com/eventkit/eventkit/consumer"
 	"github.com/eventkit/eventkit/examples/payments/events"
 	"github.com/eventkit/eventkit/examples/payments/reports"
-	"github.com/eventkit/eventkit/internal/benchkit"
 	"github.com/eventkit/eventkit/kafka"
 	"github.com/eventkit/eventkit/sqlite"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -140,7 +140,7 @@ func serveBroker(n int) error {
 func run(n, rounds, transfers, queries int) error {
 	n -= n % 2
 	fmt.Fprintf(os.Stderr, "seeding %d transfer events on %d partitions...\n", n, partitions)
-	addr, stop, err := benchkit.StartBroker("-serve-broker", "-events", strconv.Itoa(n))
+	addr, stop, err := benchkit.StartChild("-serve-broker", "-events", strconv.Itoa(n))
 	if err != nil {
 		return err
 	}
@@ -182,14 +182,14 @@ func run(n, rounds, transfers, queries int) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "| ingest of %d transfer events\t| events/s (median of %d)\t| ratio\t| target\t|\n", n, rounds)
 	fmt.Fprintf(w, "|---\t|---:\t|---:\t|---\t|\n")
-	base := median(rates[0])
+	base := benchkit.Median(rates[0])
 	for i, s := range scenarios {
 		ratio := "—"
 		target := ""
 		if i > 0 {
-			ratio, target = fmt.Sprintf("%.2f", median(rates[i])/base), "≥ 100000 events/s"
+			ratio, target = fmt.Sprintf("%.2f", benchkit.Median(rates[i])/base), "≥ 100000 events/s"
 		}
-		fmt.Fprintf(w, "| %s\t| %.0f\t| %s\t| %s\t|\n", s.name, median(rates[i]), ratio, target)
+		fmt.Fprintf(w, "| %s\t| %.0f\t| %s\t| %s\t|\n", s.name, benchkit.Median(rates[i]), ratio, target)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "| query over %d transfers (HTTP, %d each)\t| p50\t| p99\t| target\t|\n", transfers, queries)
@@ -198,12 +198,6 @@ func run(n, rounds, transfers, queries int) error {
 		fmt.Fprintf(w, "| %s\t| %v\t| %v\t| p99 < 50ms\t|\n", q.name, q.p50.Round(time.Microsecond), q.p99.Round(time.Microsecond))
 	}
 	return w.Flush()
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 // raw is the baseline: a franz-go group consumer that reads every record,

@@ -29,14 +29,22 @@ func Events(addr, topic string, records, size, keys int) error {
 			values[i][j] = 'a' + byte(rng.IntN(26))
 		}
 	}
-	ctx := context.Background()
-	errc := make(chan error, 1)
-	for i := range records {
+	return Produce(context.Background(), cl, records, func(i int) *kgo.Record {
 		ev := &eventkit.Event{ID: "e-" + strconv.Itoa(i), Source: "/seed", Type: "bench.event", ContentType: "text/plain", Data: values[i%len(values)]}
 		if keys > 0 {
 			ev.Key = []byte("k" + strconv.Itoa(i%keys))
 		}
-		cl.Produce(ctx, kafka.RecordOf(topic, ev), func(_ *kgo.Record, err error) {
+		return kafka.RecordOf(topic, ev)
+	})
+}
+
+// Produce writes the records record(0) … record(n-1) through cl without
+// waiting for each, and returns once all are acknowledged, with the first
+// error if any failed.
+func Produce(ctx context.Context, cl *kgo.Client, n int, record func(i int) *kgo.Record) error {
+	errc := make(chan error, 1)
+	for i := range n {
+		cl.Produce(ctx, record(i), func(_ *kgo.Record, err error) {
 			if err != nil {
 				select {
 				case errc <- err:
