@@ -101,10 +101,13 @@ func ParseQuery(v url.Values) (Query, error) {
 		return Query{}, badQuery("order %q: want asc or desc", s)
 	}
 	q.Cursor = v.Get("cursor")
-	if err := checkCursor(q.Cursor); err != nil {
+	if len(q.Cursor) > maxCursor {
+		return Query{}, badQuery("cursor: %d bytes, at most %d", len(q.Cursor), maxCursor)
+	}
+	if err := f.checkHeaders(); err != nil {
 		return Query{}, err
 	}
-	if err := f.validate(); err != nil {
+	if err := q.Validate(); err != nil { // also decodes the cursor
 		return Query{}, err
 	}
 	return q, nil
@@ -192,9 +195,6 @@ func (fj FilterJSON) Filter() (Filter, error) {
 	if fj.Key != nil {
 		f.Key = []byte(*fj.Key)
 	}
-	if f.Partition != nil && *f.Partition < 0 {
-		return Filter{}, badQuery("partition %d: want 0 or more", *f.Partition)
-	}
 	var err error
 	if f.From, err = parseTime("from", fj.From); err != nil {
 		return Filter{}, err
@@ -231,7 +231,10 @@ func (fj FilterJSON) Filter() (Filter, error) {
 			return Filter{}, err
 		}
 	}
-	if err := f.validate(); err != nil {
+	if err := f.checkHeaders(); err != nil {
+		return Filter{}, err
+	}
+	if err := f.Validate(); err != nil {
 		return Filter{}, err
 	}
 	return f, nil
@@ -263,13 +266,10 @@ func (f Filter) JSON() FilterJSON {
 	return fj
 }
 
-// validate checks what both wire forms share.
-func (f *Filter) validate() error {
+// checkHeaders bounds the header filters, which both wire forms take.
+func (f *Filter) checkHeaders() error {
 	if len(f.Headers) > MaxHeaderMatches {
 		return badQuery("%d header filters, at most %d", len(f.Headers), MaxHeaderMatches)
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && f.To.Before(f.From) {
-		return badQuery("to %s is before from %s", f.To.Format(time.RFC3339Nano), f.From.Format(time.RFC3339Nano))
 	}
 	return nil
 }
@@ -359,20 +359,6 @@ func checkValue(name, s string, max int) error {
 		return badQuery("%s: not UTF-8", name)
 	case strings.IndexByte(s, 0) >= 0:
 		return badQuery("%s: contains a NUL byte", name)
-	}
-	return nil
-}
-
-// checkCursor refuses what no store makes. Stores decode the rest and
-// answer ErrBadQuery for a cursor they did not make.
-func checkCursor(c string) error {
-	if len(c) > maxCursor {
-		return badQuery("cursor: %d bytes, at most %d", len(c), maxCursor)
-	}
-	for i := 0; i < len(c); i++ {
-		if b := c[i]; b <= ' ' || b >= 0x7f {
-			return badQuery("cursor: not one of ours")
-		}
 	}
 	return nil
 }

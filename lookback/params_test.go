@@ -12,6 +12,7 @@ import (
 )
 
 func TestParseQuery(t *testing.T) {
+	ascCursor := lookback.EncodeCursor(lookback.Asc, lookback.Position{Timestamp: time.Unix(1, 0), Topic: "payments", Partition: 1, Offset: 7})
 	p := int32(2)
 	from := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	to := from.Add(time.Hour)
@@ -22,14 +23,14 @@ func TestParseQuery(t *testing.T) {
 		{"empty", "", lookback.Query{Limit: lookback.DefaultLimit}},
 		{"blank fields are no filter", "topic=&key=&header=&limit=", lookback.Query{Limit: lookback.DefaultLimit}},
 		{"every filter",
-			"topic=payments&partition=2&key=acct-42&type=t&id=i&subject=s&source=/src&from=2025-01-02T03:04:05Z&to=2025-01-02T04:04:05Z&header=a:1&header=b:x:y&limit=10&order=asc&cursor=abc",
+			"topic=payments&partition=2&key=acct-42&type=t&id=i&subject=s&source=/src&from=2025-01-02T03:04:05Z&to=2025-01-02T04:04:05Z&header=a:1&header=b:x:y&limit=10&order=asc&cursor=" + ascCursor,
 			lookback.Query{
 				Filter: lookback.Filter{
 					Topic: "payments", Partition: &p, Key: []byte("acct-42"), Type: "t", ID: "i", Subject: "s", Source: "/src",
 					From: from, To: to,
 					Headers: []lookback.HeaderMatch{{Name: "a", Value: []byte("1")}, {Name: "b", Value: []byte("x:y")}},
 				},
-				Order: lookback.Asc, Limit: 10, Cursor: "abc",
+				Order: lookback.Asc, Limit: 10, Cursor: ascCursor,
 			}},
 		{"header with empty value", "header=a:", lookback.Query{Limit: lookback.DefaultLimit,
 			Filter: lookback.Filter{Headers: []lookback.HeaderMatch{{Name: "a", Value: []byte{}}}}}},
@@ -60,7 +61,7 @@ func TestParseQueryRefuses(t *testing.T) {
 		{"topic=a&topic=b", `"topic" given 2 times`},
 		{"from=yesterday", "RFC 3339"},
 		{"to=2025-01-02", "RFC 3339"},
-		{"from=2025-01-02T00:00:00Z&to=2025-01-01T00:00:00Z", "before from"},
+		{"from=2025-01-02T00:00:00Z&to=2025-01-01T00:00:00Z", "from is after to"},
 		{"limit=0", "limit"},
 		{"limit=1001", "limit"},
 		{"limit=ten", "limit"},
@@ -71,6 +72,8 @@ func TestParseQueryRefuses(t *testing.T) {
 		{"header=:v", "NAME:VALUE"},
 		{"order=up", "asc or desc"},
 		{"cursor=" + url.QueryEscape("a b"), "cursor"},
+		{"cursor=abc", "cursor"},
+		{"order=asc&cursor=" + lookback.EncodeCursor(lookback.Desc, lookback.Position{Topic: "t"}), "other order"},
 		{"cursor=" + strings.Repeat("c", 2000), "cursor"},
 		{"key=%ff", "not UTF-8"},
 		{"type=a%00b", "NUL"},
@@ -146,7 +149,8 @@ func FuzzParseQuery(f *testing.F) {
 		"",
 		"topic=payments&key=acct-42&limit=50",
 		"partition=0&from=2025-01-02T03:04:05Z&to=2025-01-02T03:04:05.123456789+02:00",
-		"header=a:b&header=c:d:e&order=asc&cursor=eyJ0IjoxfQ",
+		"header=a:b&header=c:d:e&order=asc&cursor=AQEAAAAAAAAAAQAAAAAAAAAAAAAAB3BheW1lbnRz",
+		"cursor=AQAAAAAAAAAAAQAAAAAAAAAAAAAAB3BheW1lbnRz",
 		"limit=1000&order=desc",
 		"topic=x'%20OR%201=1--&key=%27;DROP%20TABLE%20records;--",
 		"from=9999-12-31T23:59:59Z",
