@@ -3,13 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/eventkit/eventkit"
 	"github.com/eventkit/eventkit/internal/archivesql"
 	"github.com/eventkit/eventkit/lookback"
 )
@@ -21,12 +19,39 @@ import (
 // batches records, so a commit is shared by hundreds of them. Queries read
 // on the reader pool and never wait for a write.
 type Archive struct {
-	db *DB
+	archivesql.Reader // Query, Count, Get, Links, Topics
+	db                *DB
 }
 
 // NewArchive returns the archive in db. It starts nothing and needs no
 // Close.
-func NewArchive(db *DB) *Archive { return &Archive{db: db} }
+func NewArchive(db *DB) *Archive {
+	return &Archive{Reader: db.archiveReader(), db: db}
+}
+
+// archiveReader reads the archive's tables on the reader pool.
+func (db *DB) archiveReader() archivesql.Reader {
+	return archivesql.Reader{Conn: sqlConn{db.read}, Dialect: archivesql.SQLite, NoRows: sql.ErrNoRows}
+}
+
+// sqlConn adapts database/sql to the shared reader.
+type sqlConn struct{ db *sql.DB }
+
+func (c sqlConn) Query(ctx context.Context, stmt string, args ...any) (archivesql.ClosingRows, error) {
+	rows, err := c.db.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rows}, nil
+}
+
+func (c sqlConn) QueryRow(ctx context.Context, stmt string, args ...any) archivesql.Scanner {
+	return c.db.QueryRowContext(ctx, stmt, args...)
+}
+
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { _ = r.Rows.Close() }
 
 var _ lookback.Archive = (*Archive)(nil)
 
@@ -187,86 +212,6 @@ func appendLinks(ctx context.Context, tx *sql.Tx, links []lookback.ReplayLink) e
 		return fmt.Errorf("archive: links: %w", err)
 	}
 	return nil
-}
-
-// Query implements [lookback.Archive].
-func (a *Archive) Query(ctx context.Context, q lookback.Query) (lookback.Page, error) {
-	if err := q.Validate(); err != nil {
-		return lookback.Page{}, err
-	}
-	stmt, args, err := archivesql.Query(archivesql.SQLite, q)
-	if err != nil {
-		return lookback.Page{}, err
-	}
-	rows, err := a.db.read.QueryContext(ctx, stmt, args...)
-	if err != nil {
-		return lookback.Page{}, fmt.Errorf("archive: query: %w", err)
-	}
-	defer rows.Close()
-	recs := make([]lookback.Record, 0, q.PageSize()+1)
-	for rows.Next() {
-		r, err := archivesql.ScanRecord(rows)
-		if err != nil {
-			return lookback.Page{}, fmt.Errorf("archive: query: %w", err)
-		}
-		recs = append(recs, r)
-	}
-	if err := rows.Err(); err != nil {
-		return lookback.Page{}, fmt.Errorf("archive: query: %w", err)
-	}
-	return lookback.NewPage(q, recs), nil
-}
-
-// Count implements [lookback.Archive].
-func (a *Archive) Count(ctx context.Context, f lookback.Filter) (int64, error) {
-	if err := f.Validate(); err != nil {
-		return 0, err
-	}
-	stmt, args := archivesql.Count(archivesql.SQLite, f)
-	var n int64
-	if err := a.db.read.QueryRowContext(ctx, stmt, args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("archive: count: %w", err)
-	}
-	return n, nil
-}
-
-// Get implements [lookback.Archive].
-func (a *Archive) Get(ctx context.Context, topic string, partition int32, offset int64) (lookback.Record, error) {
-	r, err := archivesql.ScanRecord(a.db.read.QueryRowContext(ctx, "SELECT "+archivesql.RecordColumns+
-		" FROM lookback_events WHERE topic = ? AND part = ? AND off = ?", topic, partition, offset))
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, fmt.Errorf("%w: %s", lookback.ErrNotFound, eventkit.FormatCoordinates(topic, partition, offset))
-	}
-	if err != nil {
-		return r, fmt.Errorf("archive: get: %w", err)
-	}
-	return r, nil
-}
-
-// Links implements [lookback.Archive].
-func (a *Archive) Links(ctx context.Context, topic string, partition int32, offset int64) ([]lookback.ReplayLink, error) {
-	rows, err := a.db.read.QueryContext(ctx, "SELECT "+archivesql.LinkColumns+` FROM lookback_links
-		WHERE origin_topic = ? AND origin_part = ? AND origin_off = ? ORDER BY ts, topic, part, off`, topic, partition, offset)
-	if err != nil {
-		return nil, fmt.Errorf("archive: links: %w", err)
-	}
-	defer rows.Close()
-	return archivesql.ScanLinks(rows)
-}
-
-// Topics implements [lookback.Archive]. Counts come from the per-partition
-// table; the first and last timestamps from the ends of the topic's index,
-// two lookups a topic.
-func (a *Archive) Topics(ctx context.Context) ([]lookback.TopicStats, error) {
-	rows, err := a.db.read.QueryContext(ctx, `SELECT p.topic, count(*), sum(p.count),
-		(SELECT min(ts) FROM lookback_events e WHERE e.topic = p.topic),
-		(SELECT max(ts) FROM lookback_events e WHERE e.topic = p.topic)
-		FROM lookback_partitions p WHERE p.count > 0 GROUP BY p.topic ORDER BY p.topic`)
-	if err != nil {
-		return nil, fmt.Errorf("archive: topics: %w", err)
-	}
-	defer rows.Close()
-	return archivesql.ScanTopics(rows)
 }
 
 // DeleteBefore implements [lookback.Archive]. It removes the oldest first,

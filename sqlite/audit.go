@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/eventkit/eventkit/internal/archivesql"
 	"github.com/eventkit/eventkit/lookback"
 )
 
@@ -40,14 +39,5 @@ func (l *AuditLog) Record(ctx context.Context, e lookback.AuditEntry) (int64, er
 
 // List implements [lookback.AuditLog].
 func (l *AuditLog) List(ctx context.Context, q lookback.AuditQuery) ([]lookback.AuditEntry, error) {
-	if err := q.Validate(); err != nil {
-		return nil, err
-	}
-	stmt, args := archivesql.AuditList(archivesql.SQLite, q)
-	rows, err := l.db.read.QueryContext(ctx, stmt, args...)
-	if err != nil {
-		return nil, fmt.Errorf("audit: list: %w", err)
-	}
-	defer rows.Close()
-	return archivesql.ScanAudit(rows)
+	return l.db.archiveReader().Audit(ctx, q)
 }

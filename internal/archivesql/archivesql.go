@@ -177,29 +177,17 @@ func NullTime(t time.Time) any {
 type Dialect struct {
 	// Param returns the placeholder of the n-th argument, from 1.
 	Param func(n int) string
-	// AnyOf returns a condition that col is one of the values, given as
-	// the placeholder of one argument or of each.
+	// Storable reports whether a text column can hold s; a value it
+	// cannot hold matches nothing.
+	Storable func(s string) bool
+	// Eq returns the condition that column col equals v, a string, a
+	// []byte or a number.
+	Eq func(b *Builder, col string, v any) string
+	// AnyOf returns the condition that col is one of vs.
 	AnyOf func(b *Builder, col string, vs []string) string
-}
-
-// SQLite is SQLite's dialect.
-var SQLite = Dialect{
-	Param: func(int) string { return "?" },
-	AnyOf: func(b *Builder, col string, vs []string) string {
-		ps := make([]string, len(vs))
-		for i, v := range vs {
-			ps[i] = b.Arg(v)
-		}
-		return col + " IN (" + strings.Join(ps, ", ") + ")"
-	},
-}
-
-// Postgres is PostgreSQL's dialect.
-var Postgres = Dialect{
-	Param: func(n int) string { return "$" + strconv.Itoa(n) },
-	AnyOf: func(b *Builder, col string, vs []string) string {
-		return col + " = ANY(" + b.Arg(vs) + ")"
-	},
+	// Header returns the condition that a record has a header named name
+	// whose value is value, in lookback_headers.
+	Header func(b *Builder, name string, value []byte) string
 }
 
 // Builder collects a statement's conditions and arguments.
@@ -212,7 +200,8 @@ type Builder struct {
 // NewBuilder starts a statement in dialect d.
 func NewBuilder(d Dialect) *Builder { return &Builder{d: d} }
 
-// Arg adds an argument and returns its placeholder.
+// Arg adds an argument and returns its placeholder. Arguments must be
+// added in the order their placeholders appear: SQLite's are positional.
 func (b *Builder) Arg(v any) string {
 	b.Args = append(b.Args, v)
 	return b.d.Param(len(b.Args))
@@ -237,20 +226,21 @@ func (b *Builder) Where() string {
 // Filter adds the conditions of f. Every value is an argument, never part
 // of the statement's text.
 func (b *Builder) Filter(f lookback.Filter) {
+	eq := func(col string, v any) { b.conds = append(b.conds, b.d.Eq(b, col, v)) }
 	if f.Topic != "" {
-		b.cond("topic = %s", f.Topic)
+		eq("topic", f.Topic)
 	}
 	if f.Partition != nil {
-		b.cond("part = %s", *f.Partition)
+		eq("part", *f.Partition)
 	}
 	if f.Key != nil {
-		b.cond("key = %s", f.Key)
+		eq("key", f.Key)
 	}
 	for _, c := range []struct{ col, v string }{
 		{"ce_type", f.Type}, {"ce_id", f.ID}, {"ce_subject", f.Subject}, {"ce_source", f.Source},
 	} {
 		if c.v != "" {
-			b.cond(c.col+" = %s", c.v)
+			eq(c.col, c.v)
 		}
 	}
 	if len(f.IDs) > 0 {
@@ -270,27 +260,23 @@ func (b *Builder) Filter(f lookback.Filter) {
 // header matches a header through the index, or through the column that
 // stands for it when it is a binding header.
 func (b *Builder) header(h lookback.HeaderMatch) {
-	// Arguments are added in the order their placeholders appear: SQLite's
-	// are positional.
-	index := func() string {
-		return fmt.Sprintf("seq IN (SELECT seq FROM lookback_headers WHERE name = %s AND value = %s)", b.Arg(h.Name), b.Arg(h.Value))
-	}
 	col, ok := headerColumns[h.Name]
 	if !ok || len(h.Value) == 0 || !utf8.Valid(h.Value) {
-		b.conds = append(b.conds, index())
+		b.conds = append(b.conds, b.d.Header(b, h.Name, h.Value))
 		return
 	}
 	var v any = string(h.Value)
 	if col == "ce_time" {
 		t, err := time.Parse(time.RFC3339Nano, string(h.Value))
 		if err != nil || FormatTime(t) != string(h.Value) {
-			b.conds = append(b.conds, index()) // no column value is spelled this way
+			// No column value is spelled this way.
+			b.conds = append(b.conds, b.d.Header(b, h.Name, h.Value))
 			return
 		}
 		v = t.UnixNano()
 	}
-	colCond := col + " = " + b.Arg(v)
-	b.conds = append(b.conds, "("+colCond+" OR "+index()+")")
+	colCond := b.d.Eq(b, col, v)
+	b.conds = append(b.conds, "(("+colCond+") OR "+b.d.Header(b, h.Name, h.Value)+")")
 }
 
 // After adds the condition that a record comes after p in order o. The
@@ -325,7 +311,7 @@ func ScanRecord(s Scanner) (lookback.Record, error) {
 		r                     lookback.Record
 		ts                    int64
 		headers               []byte
-		id, typ, src, sub, ct sql.NullString
+		id, typ, src, sub, ct []byte // bytea in PostgreSQL
 		ceTime                sql.NullInt64
 	)
 	if err := s.Scan(&r.Topic, &r.Partition, &r.Offset, &ts, &r.Key, &r.Value, &headers,
@@ -338,7 +324,7 @@ func ScanRecord(s Scanner) (lookback.Record, error) {
 	}
 	r.Headers = hs
 	r.Timestamp = time.Unix(0, ts)
-	r.ID, r.Type, r.Source, r.Subject, r.ContentType = id.String, typ.String, src.String, sub.String, ct.String
+	r.ID, r.Type, r.Source, r.Subject, r.ContentType = string(id), string(typ), string(src), string(sub), string(ct)
 	if ceTime.Valid {
 		r.Time = time.Unix(0, ceTime.Int64)
 	}

@@ -156,7 +156,13 @@ func testAppendGet(t *testing.T, a lookback.Archive) {
 	// A malformed record: a ce_time that does not parse, a non-UTF-8 type.
 	bad := lookback.NewRecord("orders", 0, 1, t0.Add(3), nil, []byte{0xff, 0x00},
 		[]eventkit.Header{hdr("ce_id", "x"), hdr("ce_time", "yesterday"), {Key: "ce_type", Value: []byte{0xff}}})
-	rs = append(rs, bad)
+	// Oversized keys, attributes and header values, and NUL bytes where a
+	// database might want text: still archived, still found.
+	big := bytes.Repeat([]byte("k\x00"), 3000)
+	huge := lookback.NewRecord("orders", 0, 3, t0.Add(4), big, nil, []eventkit.Header{
+		hdr("ce_id", strings.Repeat("i", 5000)), hdr("ce_source", "/s"), hdr("ce_type", "t\x00t"), hdr("ce_specversion", "1.0"),
+		hdr("ce_subject", strings.Repeat("é", 3000)), {Key: "blob\x00", Value: bytes.Repeat([]byte{0xff}, 6000)}})
+	rs = append(rs, bad, huge)
 	// The same record twice in one batch is stored once.
 	mustAppend(t, a, append(slices.Clone(rs), rs[0]), nil)
 	for _, want := range rs {
@@ -193,6 +199,14 @@ func testAppendGet(t *testing.T, a lookback.Archive) {
 	}
 	if err := a.Append(ctx, nil, nil); err != nil {
 		t.Errorf("empty append: %v", err)
+	}
+	for _, f := range []lookback.Filter{
+		{Key: big}, {ID: huge.ID}, {Type: "t\x00t"}, {Subject: huge.Subject},
+		{Headers: []lookback.HeaderMatch{{Name: "blob\x00", Value: huge.Headers[5].Value}}},
+	} {
+		if n, err := a.Count(ctx, f); err != nil || n != 1 {
+			t.Errorf("count of the oversized record by %.40q: %d, %v", fmt.Sprint(f), n, err)
+		}
 	}
 }
 
