@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -274,10 +273,10 @@ func TestDev(t *testing.T) {
 
 	dev, token := startDev(t)
 	mustRun(t, "first\nsecond\n", "produce", "--brokers", addr, "--topic", "demo", "--key", "k")
-	if status := getStatus(t, "http://"+lbAddr+"/api/v1/topics", token); status != 200 {
+	if status, _ := httpGet(t, "http://"+lbAddr+"/api/v1/topics", token); status != 200 {
 		t.Errorf("lookback with the dev token: %d, want 200", status)
 	}
-	if status := getStatus(t, "http://"+lbAddr+"/api/v1/topics", ""); status != 401 {
+	if status, _ := httpGet(t, "http://"+lbAddr+"/api/v1/topics", ""); status != 401 {
 		t.Errorf("lookback without a token: %d, want 401", status)
 	}
 	if code := dev.interrupt(); code != 0 {
@@ -297,26 +296,6 @@ func TestDev(t *testing.T) {
 			t.Fatalf("dev exited %d after SIGINT, want 0", code)
 		}
 	})
-}
-
-// getStatus GETs url with a bearer token (none when empty) and returns the
-// status.
-func getStatus(t *testing.T, url, token string) int {
-	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	cl := http.Client{Timeout: waitLimit}
-	resp, err := cl.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 // m0 returns the first group of a regexp match, or "".

@@ -9,12 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eventkit/eventkit/consumer"
 	"github.com/eventkit/eventkit/lookback"
 	"github.com/eventkit/eventkit/postgres"
 	"github.com/eventkit/eventkit/sqlite"
 	"github.com/eventkit/eventkit/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func init() { commands = append(commands, newLookbackCmd) }
@@ -95,13 +97,21 @@ func openStore(ctx context.Context, dsn string) (*store, error) {
 // runningLookback is lookback serving: stop ends it.
 type runningLookback struct {
 	addr string // where the API and UI listen
-	stop func()
+	// ingestDone is closed when the ingest stops by itself, with its error
+	// in ingestErr; /readyz then answers 503.
+	ingestDone <-chan struct{}
+	ingestErr  error
+	stop       func()
 }
 
-// startLookback opens the database and serves the API and UI; it returns
-// once they listen.
+// startLookback opens the database, starts the ingest and serves the API
+// and UI; it returns once they listen.
 func startLookback(ctx context.Context, c *lookbackConfig) (*runningLookback, error) {
 	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	kopts, err := c.kafka.opts()
+	if err != nil {
 		return nil, err
 	}
 	tokens := c.tokens
@@ -115,17 +125,61 @@ func startLookback(ctx context.Context, c *lookbackConfig) (*runningLookback, er
 	if err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	srv := web.New(st.archive, st.audit, tokens, web.Logger(c.log), web.Metrics(reg, reg))
-	addr, stopHTTP, err := serveHTTP("--listen", c.listen, srv, c.log)
+	reg := prometheus.NewRegistry() // one /metrics for the ingest, its agent and the API
+	opts := []lookback.Opt{
+		lookback.Brokers(splitList(c.kafka.brokers)...),
+		lookback.AgentOpts(consumer.ClientOpts(append([]kgo.Opt{kgo.ClientID("eventkit-lookback")}, kopts...)...)),
+		lookback.Retention(c.retention),
+		lookback.Logger(c.log),
+		lookback.Registerer(reg),
+	}
+	if c.group != "" {
+		opts = append(opts, lookback.Group(c.group))
+	}
+	if c.topicsPattern != "" {
+		opts = append(opts, lookback.Topics(c.topicsPattern))
+	}
+	in, err := lookback.NewIngest(st.archive, opts...)
 	if err != nil {
 		st.close()
 		return nil, err
 	}
-	return &runningLookback{addr: addr, stop: func() {
-		stopHTTP()
+	lb := &runningLookback{}
+	ingestCtx, stopIngest := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	lb.ingestDone = done
+	go func() {
+		defer close(done)
+		if lb.ingestErr = in.Run(ingestCtx); lb.ingestErr != nil {
+			c.log.Error("lookback ingest stopped", "err", lb.ingestErr)
+		}
+	}()
+	ready := func(context.Context) error {
+		select {
+		case <-done:
+			return fmt.Errorf("ingest stopped: %v", lb.ingestErr)
+		default:
+			return nil
+		}
+	}
+	srv := web.New(st.archive, st.audit, tokens, web.Logger(c.log), web.Metrics(reg, reg), web.Ready(ready))
+	addr, stopHTTP, err := serveHTTP("--listen", c.listen, srv, c.log)
+	if err != nil {
+		stopIngest()
+		<-done
 		st.close()
-	}}, nil
+		return nil, err
+	}
+	lb.addr = addr
+	// The API stops first, so that no request reads a closing database;
+	// the ingest then drains and commits before the database closes.
+	lb.stop = func() {
+		stopHTTP()
+		stopIngest()
+		<-done
+		st.close()
+	}
+	return lb, nil
 }
 
 func newLookbackCmd(s *streams) *cobra.Command {
@@ -160,8 +214,12 @@ and from EVENTKIT_TOKENS=name:role:token,... Once listening it prints
 			}
 			defer lb.stop()
 			fmt.Fprintf(s.out, "lookback: http://%s\nready\n", lb.addr)
-			<-cmd.Context().Done()
-			return nil
+			select {
+			case <-cmd.Context().Done():
+				return nil
+			case <-lb.ingestDone: // a supervisor restarts a lookback that archives nothing
+				return fmt.Errorf("ingest stopped: %w", lb.ingestErr)
+			}
 		},
 	}
 	c.kafka.bind(cmd)
@@ -169,7 +227,7 @@ and from EVENTKIT_TOKENS=name:role:token,... Once listening it prints
 	f.StringVar(&c.db, "db", "", "the archive's database: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB")
 	f.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address of the API and UI")
 	f.StringVar(&c.tokensFile, "tokens-file", "", `file of "NAME ROLE TOKEN" lines; EVENTKIT_TOKENS=name:role:token,... adds more`)
-	f.StringVar(&c.group, "group", "eventkit-lookback", "consumer group of the ingest")
+	f.StringVar(&c.group, "group", lookback.DefaultGroup, "consumer group of the ingest")
 	f.StringVar(&c.topicsPattern, "topics-pattern", "", "regular expression of the topics to archive (default: all but Kafka's internal and eventkit's own)")
 	f.DurationVar(&c.retention, "retention", 0, "how long to keep events, by record timestamp (0: forever)")
 	f.TextVar(&level, "log-level", slog.LevelInfo, "DEBUG, INFO, WARN or ERROR")
