@@ -163,7 +163,7 @@ func startLookback(ctx context.Context, c *lookbackConfig) (*runningLookback, er
 		}
 	}
 	srv := web.New(st.archive, st.audit, tokens, web.Logger(c.log), web.Metrics(reg, reg), web.Ready(ready))
-	addr, stopHTTP, err := serveHTTP("--listen", c.listen, srv, c.log)
+	addr, stopHTTP, err := serveHTTP("lookback", "--listen", c.listen, srv, c.log)
 	if err != nil {
 		stopIngest()
 		<-done
@@ -229,7 +229,7 @@ and from EVENTKIT_TOKENS=name:role:token,... Once listening it prints
 	f.StringVar(&c.tokensFile, "tokens-file", "", `file of "NAME ROLE TOKEN" lines; EVENTKIT_TOKENS=name:role:token,... adds more`)
 	f.StringVar(&c.group, "group", lookback.DefaultGroup, "consumer group of the ingest")
 	f.StringVar(&c.topicsPattern, "topics-pattern", "", "regular expression of the topics to archive (default: all but Kafka's internal and eventkit's own)")
-	f.DurationVar(&c.retention, "retention", 0, "how long to keep events, by record timestamp (0: forever)")
+	f.DurationVar(&c.retention, "retention", 30*24*time.Hour, "how long to keep events, by record timestamp (0: forever)")
 	f.TextVar(&level, "log-level", slog.LevelInfo, "DEBUG, INFO, WARN or ERROR")
 	return cmd
 }

@@ -211,7 +211,7 @@ func runRelay(ctx context.Context, cfg *relayConfig, s *streams) error {
 	}
 
 	if cfg.Admin != "" {
-		_, stop, err := serveHTTP("--admin", cfg.Admin, c.AdminHandler(), log)
+		_, stop, err := serveHTTP("admin", "--admin", cfg.Admin, c.AdminHandler(), log)
 		if err != nil {
 			return err
 		}
@@ -236,8 +236,8 @@ func runRelay(ctx context.Context, cfg *relayConfig, s *streams) error {
 // serveHTTP serves h on addr, the value of flag, until the returned stop is
 // called, and returns the address it listens on (port 0 picks a free one).
 // It listens before it returns, so that a taken port fails the start, not a
-// later request.
-func serveHTTP(flag, addr string, h http.Handler, log *slog.Logger) (listening string, stop func(), err error) {
+// later request, and logs "<name> listening" with the address.
+func serveHTTP(name, flag, addr string, h http.Handler, log *slog.Logger) (listening string, stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", nil, fmt.Errorf("%s: %w", flag, err)
@@ -252,7 +252,7 @@ func serveHTTP(flag, addr string, h http.Handler, log *slog.Logger) (listening s
 		defer close(done)
 		_ = srv.Serve(ln) // returns ErrServerClosed once stop shuts it down
 	}()
-	log.Info("listening", "flag", flag, "addr", ln.Addr().String())
+	log.Info(name+" listening", "addr", ln.Addr().String())
 	return ln.Addr().String(), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
