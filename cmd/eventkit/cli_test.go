@@ -233,6 +233,11 @@ func TestBadInput(t *testing.T) {
 		{"broker on another interface", nil, []string{"broker", "--listen", "10.1.2.3:9092"}, 1, "binds 127.0.0.1 only"},
 		{"broker address without port", nil, []string{"broker", "--listen", "localhost"}, 1, `broker listen address "localhost"`},
 		{"dev on another interface", nil, []string{"dev", "--data", "", "--broker-addr", "0.0.0.0:9092"}, 1, "start broker"},
+		{"lookback without a database", nil, []string{"lookback", "serve", "--brokers", closed}, 1, `--db "": want sqlite://PATH or postgres://`},
+		{"lookback without brokers", nil, []string{"lookback", "serve", "--db", "sqlite://x.db"}, 1, "no brokers"},
+		{"lookback without tokens", nil, []string{"lookback", "serve", "--brokers", closed, "--db", "sqlite:///nonexistent/x.db"}, 1, "no tokens"},
+		{"lookback with a short token", []string{"EVENTKIT_TOKENS=a:viewer:short"}, []string{"lookback", "serve", "--brokers", closed, "--db", "sqlite:///nonexistent/x.db"}, 1, "want at least 16"},
+		{"lookback with an unknown role", []string{"EVENTKIT_TOKENS=a:admin:aaaaaaaaaaaaaaaaaaaa"}, []string{"lookback", "serve", "--brokers", closed, "--db", "sqlite:///nonexistent/x.db"}, 1, `role "admin"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkFails(t, run(t, tc.env, "", tc.args...), tc.code, tc.want)
@@ -251,29 +256,38 @@ func TestBadInput(t *testing.T) {
 
 func TestDev(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	startDev := func(t *testing.T) *proc {
+	addr, lbAddr := freeAddr(t), freeAddr(t)
+	startDev := func(t *testing.T) (*proc, string) {
 		t.Helper()
-		p := start(t, "dev", "--data", dir, "--broker-addr", addr)
+		p := start(t, "dev", "--data", dir, "--broker-addr", addr, "--lookback-addr", lbAddr)
 		out := p.until("ready")
-		if out[0] != "broker: "+addr {
-			t.Fatalf("dev printed %q first, want %q", out[0], "broker: "+addr)
+		if len(out) < 3 || out[0] != "broker: "+addr || out[1] != "lookback: http://"+lbAddr || !strings.HasPrefix(out[2], "token: ") {
+			t.Fatalf("dev printed %q, want broker, lookback and token lines first", out)
 		}
-		if hints := strings.Join(out[1:], "\n"); !strings.Contains(hints, "eventkit produce --brokers "+addr+" --topic demo") ||
+		if hints := strings.Join(out[3:], "\n"); !strings.Contains(hints, "eventkit produce --brokers "+addr+" --topic demo") ||
 			!strings.Contains(hints, "eventkit tail --brokers "+addr+" --topic demo") {
 			t.Errorf("dev printed %q, want commands to produce and tail with its address", hints)
 		}
-		return p
+		return p, strings.TrimPrefix(out[2], "token: ")
 	}
 
-	dev := startDev(t)
+	dev, token := startDev(t)
 	mustRun(t, "first\nsecond\n", "produce", "--brokers", addr, "--topic", "demo", "--key", "k")
+	if status, _ := httpGet(t, "http://"+lbAddr+"/api/v1/topics", token); status != 200 {
+		t.Errorf("lookback with the dev token: %d, want 200", status)
+	}
+	if status, _ := httpGet(t, "http://"+lbAddr+"/api/v1/topics", ""); status != 401 {
+		t.Errorf("lookback without a token: %d, want 401", status)
+	}
 	if code := dev.interrupt(); code != 0 {
 		t.Fatalf("dev exited %d after SIGINT, want 0; stderr: %s", code, dev.stderr.String())
 	}
 
-	t.Run("restart keeps the records", func(t *testing.T) {
-		dev := startDev(t)
+	t.Run("restart keeps the records and the token", func(t *testing.T) {
+		dev, again := startDev(t)
+		if again != token {
+			t.Errorf("token after restart %q, want %q", again, token)
+		}
 		evs := tailJSON(t, 2, "--brokers", addr, "--topic", "demo", "--from-beginning")
 		if string(evs[0].Data) != "first" || string(evs[1].Data) != "second" {
 			t.Fatalf("after restart read %q and %q, want first and second", evs[0].Data, evs[1].Data)

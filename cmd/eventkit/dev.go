@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 )
@@ -25,29 +26,35 @@ type devEnv struct {
 	data       string // the --data directory; each part keeps its state below it
 	brokerAddr string // set by the broker part
 	// lines are printed once every part is up, "name: address" each, then
-	// hints on what to try, then "ready".
-	lines, hints []string
+	// last (the token), then hints on what to try, then "ready".
+	lines, last, hints []string
+	logOut             io.Writer // where the parts log
 }
 
 func newDevCmd(s *streams) *cobra.Command {
 	broker := brokerFlags{partitions: 3, topics: devTopic}
+	lb := &devLookback{}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything a laptop needs: the embedded broker, with state on disk",
 		Long: `dev runs the development environment in one process: the embedded
 broker with a "demo" topic, its records and offsets kept under --data so that
-they survive a restart. Once everything is up it prints one line per part
-("broker: ADDR"), a few commands to try, and "ready"; it runs until
-interrupted and then stops cleanly.`,
+they survive a restart, and lookback archiving every event into SQLite under
+--data, its API and UI on --lookback-addr. Once everything is up it prints one
+line per part ("broker: ADDR", "lookback: http://ADDR"), the operator token
+of the UI and API ("token: ..."; kept under --data), a few commands to try,
+and "ready"; it runs until interrupted and then stops cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			parts := []devPart{
 				{name: "broker", start: broker.devStart},
+				{name: "lookback", start: lb.start},
 			}
-			return runDev(cmd.Context(), s, &devEnv{data: broker.data}, parts)
+			return runDev(cmd.Context(), s, &devEnv{data: broker.data, logOut: s.err}, parts)
 		},
 	}
 	broker.bind(cmd, "broker-addr", "./eventkit-data", "127.0.0.1:9092")
+	cmd.Flags().StringVar(&lb.addr, "lookback-addr", "127.0.0.1:8080", "address of the lookback API and UI")
 	return cmd
 }
 
@@ -68,7 +75,7 @@ func runDev(ctx context.Context, s *streams, env *devEnv, parts []devPart) error
 		}
 		stops = append(stops, stop)
 	}
-	for _, l := range env.lines {
+	for _, l := range append(env.lines, env.last...) {
 		fmt.Fprintln(s.out, l)
 	}
 	if len(env.hints) > 0 {

@@ -211,7 +211,7 @@ func runRelay(ctx context.Context, cfg *relayConfig, s *streams) error {
 	}
 
 	if cfg.Admin != "" {
-		stop, err := serveAdmin(cfg.Admin, c.AdminHandler(), log)
+		_, stop, err := serveHTTP("admin", "--admin", cfg.Admin, c.AdminHandler(), log)
 		if err != nil {
 			return err
 		}
@@ -233,13 +233,14 @@ func runRelay(ctx context.Context, cfg *relayConfig, s *streams) error {
 	return err
 }
 
-// serveAdmin serves h on addr until the returned stop is called. It listens
-// before it returns, so that a taken port fails the start, not a later
-// probe.
-func serveAdmin(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+// serveHTTP serves h on addr, the value of flag, until the returned stop is
+// called, and returns the address it listens on (port 0 picks a free one).
+// It listens before it returns, so that a taken port fails the start, not a
+// later request, and logs "<name> listening" with the address.
+func serveHTTP(name, flag, addr string, h http.Handler, log *slog.Logger) (listening string, stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--admin: %w", err)
+		return "", nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -251,8 +252,8 @@ func serveAdmin(addr string, h http.Handler, log *slog.Logger) (stop func(), err
 		defer close(done)
 		_ = srv.Serve(ln) // returns ErrServerClosed once stop shuts it down
 	}()
-	log.Info("admin listening", "addr", ln.Addr().String())
-	return func() {
+	log.Info(name+" listening", "addr", ln.Addr().String())
+	return ln.Addr().String(), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if srv.Shutdown(ctx) != nil {

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/eventkit/eventkit/internal/testkit"
+)
+
+// TestLookbackServe runs `eventkit lookback serve` as an operator would:
+// tokens from a file and the environment, a SQLite archive, SIGTERM to
+// stop.
+func TestLookbackServe(t *testing.T) {
+	_, broker := startBroker(t, "--topics", "orders")
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokens, []byte("# on call\nalice operator alice-secret-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listen := freeAddr(t)
+	p := startEnv(t, []string{"EVENTKIT_TOKENS=bob:viewer:bob-secret-0123456789", "EVENTKIT_DB=sqlite://" + filepath.Join(dir, "lookback.db")},
+		"lookback", "serve", "--brokers", broker, "--listen", listen, "--tokens-file", tokens)
+	if out := p.until("ready"); out[0] != "lookback: http://"+listen {
+		t.Fatalf("printed %q, want the address first", out)
+	}
+	base := "http://" + listen
+	for _, c := range []struct {
+		path, token string
+		want        int
+	}{
+		{"/healthz", "", 200},
+		{"/api/v1/topics", "", 401},
+		{"/api/v1/topics", "bob-secret-0123456789", 200},
+		{"/api/v1/audit", "alice-secret-0123456789", 200},
+		{"/api/v1/events?limit=0", "bob-secret-0123456789", 400},
+	} {
+		if got, _ := httpGet(t, base+c.path, c.token); got != c.want {
+			t.Errorf("GET %s: %d, want %d", c.path, got, c.want)
+		}
+	}
+	// What is produced shows through the API.
+	mustRun(t, `{"amount":1}`+"\n", "produce", "--brokers", broker, "--topic", "orders", "--key", "acct-9")
+	testkit.Eventually(t, waitLimit, func() error {
+		_, body := httpGet(t, base+"/api/v1/events?key=acct-9", "bob-secret-0123456789")
+		if !strings.Contains(body, `"data":{"amount":1}`) {
+			return fmt.Errorf("events: %s", body)
+		}
+		return nil
+	})
+	if code := p.signal(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0; stderr: %s", code, p.stderr.String())
+	}
+	if strings.Contains(p.stderr.String(), "secret") {
+		t.Errorf("a token reached the log: %s", p.stderr.String())
+	}
+}
+
+// httpGet GETs url with a bearer token (none when empty) and returns the
+// status and body.
+func httpGet(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	cl := http.Client{Timeout: waitLimit}
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
+}
