@@ -50,6 +50,18 @@ func SetAttempt(ctx context.Context, n int) {
 	}
 }
 
+// Uncounted tells the agent that the failure the handler is about to return
+// is no fault of the event: it is busy elsewhere (the idempotency layer found
+// another node's live claim on it). The event is retried with the same
+// backoff as before, and the call does not use up MaxRetries, so that a
+// healthy event never halts because another node held it for a while. It
+// must be called from the handler's own goroutine.
+func Uncounted(ctx context.Context) {
+	if a := attemptOf(ctx); a != nil {
+		a.it.uncounted = true
+	}
+}
+
 // GroupOf returns the consumer group of the agent calling the handler, or ""
 // outside one.
 func GroupOf(ctx context.Context) string {

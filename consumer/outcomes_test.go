@@ -338,3 +338,28 @@ func TestSetAttemptCountsTowardsTheLimit(t *testing.T) {
 		t.Fatalf("attempts seen by the handler %v, want [3 4]", seen)
 	}
 }
+
+// A failure the handler marks Uncounted (the event was busy elsewhere) is
+// retried without using up MaxRetries, so the event still gets its whole
+// budget once it is free.
+func TestUncountedFailuresKeepTheRetryBudget(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 1, nil)...)
+	var seen []int
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		seen = append(seen, consumer.Attempt(ctx))
+		if consumer.Attempt(ctx) <= 5 {
+			consumer.Uncounted(ctx) // held by another node
+		}
+		return errors.New("failing")
+	}), consumer.MaxRetries(2))
+	err := testkit.Go(t, c.Run).Wait(30 * time.Second)
+	var ee *consumer.EventError
+	if !errors.As(err, &ee) || ee.Attempts != 3 {
+		t.Fatalf("Run = %v, want a halt after 3 counted attempts", err)
+	}
+	if !equalInts(seen, []int{1, 2, 3, 4, 5, 6, 7, 8}) {
+		t.Fatalf("attempts seen by the handler %v, want 5 uncounted and 3 counted", seen)
+	}
+}

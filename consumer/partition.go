@@ -18,10 +18,13 @@ type item struct {
 	ev   eventkit.Event
 	done bool
 
-	attempt  int   // handler calls so far
-	base     int   // attempt count when the retry budget last started (Resume resets it)
-	lastErr  error // the cause of the last failed attempt
-	attemptC attemptCtx
+	attempt int   // handler calls so far
+	base    int   // attempt count when the retry budget last started (Resume resets it)
+	lastErr error // the cause of the last failed attempt
+	// uncounted: the handler said this call's failure was not the event's
+	// fault (see Uncounted), so it does not use up the retry budget.
+	uncounted bool
+	attemptC  attemptCtx
 }
 
 type laneState uint8

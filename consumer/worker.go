@@ -135,6 +135,9 @@ loop:
 
 		p.m.retry.Inc()
 		it.lastErr = err
+		if it.uncounted {
+			it.base++
+		}
 		failed := it.attempt - it.base
 		h := c.cfg.maxRetries >= 0 && failed > c.cfg.maxRetries
 		d := time.Duration(0)
@@ -207,6 +210,7 @@ loop:
 // call runs one handler attempt, turning a panic into a retry.
 func (c *Consumer) call(p *partition, it *item) (err error) {
 	it.attempt++
+	it.uncounted = false
 	var ctx context.Context
 	if it.attempt == 1 {
 		// The first attempt's context lives in the item, saving an allocation

@@ -18,7 +18,8 @@ import (
 //   - Already done: the handler is skipped and nil returned (counted,
 //     logged at DEBUG).
 //   - Held by a live lease (another node, or a duplicate being handled by
-//     this one): a Retry error wrapping [ErrInFlightElsewhere].
+//     this one): a Retry error wrapping [ErrInFlightElsewhere], which does
+//     not use up the agent's MaxRetries ([consumer.Uncounted]).
 //   - Acquired (possibly by taking over an expired lease): the agent's
 //     attempt count is raised to the claim's ([consumer.SetAttempt]), so
 //     the retry limit counts attempts made before a restart; the handler
@@ -107,7 +108,11 @@ func (h *handler) Handle(ctx context.Context, ev *eventkit.Event) (err error) {
 		h.cfg.logger.Debug("event already done; skipped", h.attrs(ev, key, "done_at", out.DoneAt)...)
 		return nil
 	case HeldElsewhere:
+		// Busy elsewhere is not a failure of the event: a node that took
+		// over after a crash waits out the dead owner's lease without
+		// using up the retry budget.
 		h.m.held.Inc()
+		consumer.Uncounted(ctx)
 		return eventkit.Retry(fmt.Errorf("%w: %s held by %s until %s", ErrInFlightElsewhere,
 			key, out.Claim.Owner, out.Claim.Deadline.Format(time.RFC3339Nano)))
 	case Acquired:

@@ -48,10 +48,11 @@ func Group(group string) Opt { return opt{func(c *cfg) { c.group = group }} }
 func Owner(id string) Opt { return opt{func(c *cfg) { c.owner = id }} }
 
 // LeaseTTL sets how long a claim holds its key before another owner may
-// take it over. Make it longer than the slowest handler call, and shorter
-// than the agent's total backoff over MaxRetries: while a crashed owner's
-// lease lives, the agent retries the event and counts attempts.
-// Default 30s.
+// take it over. Make it longer than the slowest handler call: a shorter
+// lease lets a second node take over an event still being handled, and the
+// first node's completion is then fenced off. While a crashed owner's lease
+// lives, the agent retries the event without using up MaxRetries
+// ([consumer.Uncounted]). Default 30s.
 func LeaseTTL(d time.Duration) Opt { return opt{func(c *cfg) { c.lease = d }} }
 
 // Retention sets how long done records are kept, which is how long a
