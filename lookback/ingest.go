@@ -220,7 +220,10 @@ func (in *Ingest) Run(ctx context.Context) error {
 		consumer.Group(in.cfg.group),
 		consumer.Topics(in.cfg.pattern),
 		consumer.TopicRegex(),
-		consumer.ClientOpts(kgo.ConsumeExcludeTopics(in.cfg.exclude...)),
+		// A topic created after the start is found at the next metadata
+		// refresh: every 10 s rather than franz-go's 5 minutes, so that a
+		// new service's events reach the archive while someone watches.
+		consumer.ClientOpts(kgo.ConsumeExcludeTopics(in.cfg.exclude...), kgo.MetadataMaxAge(10*time.Second)),
 		// Records are independent: any order lets every record of a fetch
 		// wait for the same batch.
 		consumer.Ordering(consumer.Unordered),

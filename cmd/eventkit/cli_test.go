@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -256,19 +257,21 @@ func TestBadInput(t *testing.T) {
 
 func TestDev(t *testing.T) {
 	dir := t.TempDir()
-	addr, lbAddr := freeAddr(t), freeAddr(t)
+	addr, lbAddr, trAddr, rpAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	startDev := func(t *testing.T) (*proc, string) {
 		t.Helper()
-		p := start(t, "dev", "--data", dir, "--broker-addr", addr, "--lookback-addr", lbAddr)
+		p := start(t, "dev", "--data", dir, "--broker-addr", addr, "--lookback-addr", lbAddr,
+			"--transfers-addr", trAddr, "--reports-addr", rpAddr, "--traffic", "20")
 		out := p.until("ready")
-		if len(out) < 3 || out[0] != "broker: "+addr || out[1] != "lookback: http://"+lbAddr || !strings.HasPrefix(out[2], "token: ") {
-			t.Fatalf("dev printed %q, want broker, lookback and token lines first", out)
+		want := []string{"broker: " + addr, "lookback: http://" + lbAddr, "transfers: http://" + trAddr, "reports: http://" + rpAddr}
+		if len(out) < len(want)+1 || !slices.Equal(out[:len(want)], want) || !strings.HasPrefix(out[len(want)], "token: ") {
+			t.Fatalf("dev printed %q, want %q and a token line first", out, want)
 		}
-		if hints := strings.Join(out[3:], "\n"); !strings.Contains(hints, "eventkit produce --brokers "+addr+" --topic demo") ||
+		if hints := strings.Join(out[len(want)+1:], "\n"); !strings.Contains(hints, "eventkit produce --brokers "+addr+" --topic demo") ||
 			!strings.Contains(hints, "eventkit tail --brokers "+addr+" --topic demo") {
 			t.Errorf("dev printed %q, want commands to produce and tail with its address", hints)
 		}
-		return p, strings.TrimPrefix(out[2], "token: ")
+		return p, strings.TrimPrefix(out[len(want)], "token: ")
 	}
 
 	dev, token := startDev(t)
@@ -278,6 +281,18 @@ func TestDev(t *testing.T) {
 	}
 	if status, _ := httpGet(t, "http://"+lbAddr+"/api/v1/topics", ""); status != 401 {
 		t.Errorf("lookback without a token: %d, want 401", status)
+	}
+	// The traffic generator's transfers reach lookback's archive and the
+	// reports service.
+	testkit.Eventually(t, 60*time.Second, func() error {
+		status, body := httpGet(t, "http://"+lbAddr+"/api/v1/events?topic=payments.transfers&limit=1", token)
+		if status != 200 || !strings.Contains(body, `"topic":"payments.transfers"`) {
+			return fmt.Errorf("lookback events of payments.transfers: %d %s", status, body)
+		}
+		return nil
+	})
+	if status, body := httpGet(t, "http://"+rpAddr+"/transfers/failed", ""); status != 200 {
+		t.Errorf("reports: %d %s, want 200", status, body)
 	}
 	if code := dev.interrupt(); code != 0 {
 		t.Fatalf("dev exited %d after SIGINT, want 0; stderr: %s", code, dev.stderr.String())

@@ -34,14 +34,17 @@ type devEnv struct {
 func newDevCmd(s *streams) *cobra.Command {
 	broker := brokerFlags{partitions: 3, topics: devTopic}
 	lb := &devLookback{}
+	pay := &devPayments{}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything a laptop needs: the embedded broker, with state on disk",
 		Long: `dev runs the development environment in one process: the embedded
 broker with a "demo" topic, its records and offsets kept under --data so that
 they survive a restart, and lookback archiving every event into SQLite under
---data, its API and UI on --lookback-addr. Once everything is up it prints one
-line per part ("broker: ADDR", "lookback: http://ADDR"), the operator token
+--data, its API and UI on --lookback-addr, and the payments reference
+platform (transfers and reports, with --traffic transfers a second). Once
+everything is up it prints one line per part ("broker: ADDR", "lookback:
+http://ADDR", "transfers: http://ADDR", "reports: http://ADDR"), the operator token
 of the UI and API ("token: ..."; kept under --data), a few commands to try,
 and "ready"; it runs until interrupted and then stops cleanly.`,
 		Args: cobra.NoArgs,
@@ -49,12 +52,16 @@ and "ready"; it runs until interrupted and then stops cleanly.`,
 			parts := []devPart{
 				{name: "broker", start: broker.devStart},
 				{name: "lookback", start: lb.start},
+				{name: "payments", start: pay.start},
 			}
 			return runDev(cmd.Context(), s, &devEnv{data: broker.data, logOut: s.err}, parts)
 		},
 	}
 	broker.bind(cmd, "broker-addr", "./eventkit-data", "127.0.0.1:9092")
 	cmd.Flags().StringVar(&lb.addr, "lookback-addr", "127.0.0.1:8080", "address of the lookback API and UI")
+	cmd.Flags().StringVar(&pay.transfersAddr, "transfers-addr", "127.0.0.1:8081", "address of the payments transfers API")
+	cmd.Flags().StringVar(&pay.reportsAddr, "reports-addr", "127.0.0.1:8082", "address of the payments reports API")
+	cmd.Flags().Float64Var(&pay.traffic, "traffic", 2, "events per second the traffic generator makes through the transfers API; 0 for none")
 	return cmd
 }
 

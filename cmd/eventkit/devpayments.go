@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/eventkit/eventkit/examples/payments"
+)
+
+// devPayments is the payments part of `eventkit dev`: the transfers and
+// reports services of the reference platform, and a traffic generator, so
+// that a newcomer sees events flow, land in lookback and show up in reports.
+type devPayments struct {
+	transfersAddr, reportsAddr string
+	traffic                    float64
+}
+
+func (d *devPayments) start(ctx context.Context, env *devEnv) (func(), error) {
+	p, err := payments.Start(ctx, payments.Config{
+		Brokers:       []string{env.brokerAddr},
+		DataDir:       filepath.Join(env.data, "payments"),
+		TransfersAddr: d.transfersAddr,
+		ReportsAddr:   d.reportsAddr,
+		Traffic:       d.traffic,
+		Logger:        slog.New(slog.NewTextHandler(env.logOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		return nil, err
+	}
+	env.lines = append(env.lines, "transfers: "+p.TransfersURL(), "reports: "+p.ReportsURL())
+	env.hints = append(env.hints,
+		"curl "+p.ReportsURL()+"/transfers/failed",
+		"curl "+p.ReportsURL()+"/totals/daily",
+	)
+	return func() { _ = p.Stop() }, nil
+}
