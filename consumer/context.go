@@ -1,6 +1,10 @@
 package consumer
 
-import "context"
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
 
 type attemptKey struct{}
 
@@ -53,4 +57,16 @@ func GroupOf(ctx context.Context) string {
 		return a.group
 	}
 	return ""
+}
+
+// Record returns the Kafka record of the event being handled, as fetched:
+// every header in record order and byte for byte, where the Event splits
+// them into attributes and the rest. It is nil outside a handler called by
+// the agent. The record belongs to the agent: read it during the call,
+// neither keep it nor change it.
+func Record(ctx context.Context) *kgo.Record {
+	if a := attemptOf(ctx); a != nil {
+		return a.it.rec
+	}
+	return nil
 }

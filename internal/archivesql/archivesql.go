@@ -1,0 +1,502 @@
+// Package archivesql is what the SQL archive stores (sqlite, postgres)
+// share: the columns of an archived record, the encoding of its headers,
+// which headers go to the header index, and the WHERE and ORDER BY clauses
+// of a query, written once for both dialects.
+//
+// Both schemas have the same tables:
+//
+//	lookback_events      one row per record: seq, topic, part, off, ts, key, value, headers,
+//	                     ce_id, ce_type, ce_source, ce_subject, ce_time, content_type, specversion
+//	lookback_headers     (seq, name, value) for the headers no column holds, for header filters
+//	lookback_partitions  (topic, part, count): the archived records per partition
+//	lookback_links       replayed records, keyed by their own coordinates
+//	lookback_audit       the audit log
+//
+// Times are Unix nanoseconds in a 64-bit integer in both databases, so
+// that a cursor's timestamp compares exactly (PostgreSQL's timestamptz
+// keeps microseconds only).
+package archivesql
+
+import (
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/lookback"
+)
+
+// EncodeHeaders packs headers in record order: a count, then each name and
+// value with its length (a value's length is stored plus one, zero meaning
+// a nil value).
+func EncodeHeaders(hs []eventkit.Header) []byte {
+	if len(hs) == 0 {
+		return nil
+	}
+	n := binary.MaxVarintLen32
+	for _, h := range hs {
+		n += 2*binary.MaxVarintLen32 + len(h.Key) + len(h.Value)
+	}
+	b := make([]byte, 0, n)
+	b = binary.AppendUvarint(b, uint64(len(hs)))
+	for _, h := range hs {
+		b = binary.AppendUvarint(b, uint64(len(h.Key)))
+		b = append(b, h.Key...)
+		if h.Value == nil {
+			b = binary.AppendUvarint(b, 0)
+			continue
+		}
+		b = binary.AppendUvarint(b, uint64(len(h.Value))+1)
+		b = append(b, h.Value...)
+	}
+	return b
+}
+
+var errHeaders = errors.New("archive: corrupt headers column")
+
+// DecodeHeaders unpacks what EncodeHeaders packed.
+func DecodeHeaders(b []byte) ([]eventkit.Header, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return nil, errHeaders
+	}
+	b = b[k:]
+	hs := make([]eventkit.Header, n)
+	for i := range hs {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return nil, errHeaders
+		}
+		hs[i].Key = string(b[k : k+int(l)])
+		b = b[k+int(l):]
+		l, k = binary.Uvarint(b)
+		if k <= 0 || (l > 0 && l-1 > uint64(len(b)-k)) {
+			return nil, errHeaders
+		}
+		b = b[k:]
+		if l > 0 {
+			hs[i].Value = b[: l-1 : l-1]
+			b = b[l-1:]
+		}
+	}
+	return hs, nil
+}
+
+// Columns that stand for a CloudEvents binding header. A record's first
+// header of such a name is not copied to the header index when its column
+// holds the same value (the usual case), because every CloudEvent carries
+// five or six of them and the index would grow by as many rows per record;
+// a header filter on such a name asks the column or the index.
+var headerColumns = map[string]string{
+	eventkit.HeaderID:          "ce_id",
+	eventkit.HeaderSource:      "ce_source",
+	eventkit.HeaderType:        "ce_type",
+	eventkit.HeaderSubject:     "ce_subject",
+	eventkit.HeaderContentType: "content_type",
+	eventkit.HeaderSpecVersion: "specversion",
+	eventkit.HeaderTime:        "ce_time",
+}
+
+// Row is a record as the stores write it.
+type Row struct {
+	Rec         *lookback.Record
+	Headers     []byte
+	SpecVersion string
+	// Indexed are the headers that go to lookback_headers.
+	Indexed []eventkit.Header
+}
+
+// RowOf prepares r for writing.
+func RowOf(r *lookback.Record) Row {
+	row := Row{Rec: r, Headers: EncodeHeaders(r.Headers)}
+	var first struct{ id, source, typ, subject, ct, spec, time bool }
+	for _, h := range r.Headers {
+		var (
+			taken *bool
+			same  bool
+		)
+		switch h.Key {
+		case eventkit.HeaderID:
+			taken, same = &first.id, string(h.Value) == r.ID
+		case eventkit.HeaderSource:
+			taken, same = &first.source, string(h.Value) == r.Source
+		case eventkit.HeaderType:
+			taken, same = &first.typ, string(h.Value) == r.Type
+		case eventkit.HeaderSubject:
+			taken, same = &first.subject, string(h.Value) == r.Subject
+		case eventkit.HeaderContentType:
+			taken, same = &first.ct, string(h.Value) == r.ContentType
+		case eventkit.HeaderSpecVersion:
+			taken, same = &first.spec, utf8.Valid(h.Value)
+			if same && !first.spec {
+				row.SpecVersion = string(h.Value)
+			}
+		case eventkit.HeaderTime:
+			taken, same = &first.time, !r.Time.IsZero() && string(h.Value) == FormatTime(r.Time)
+		}
+		if taken != nil && !*taken {
+			*taken = true
+			if same && len(h.Value) > 0 {
+				continue
+			}
+		}
+		row.Indexed = append(row.Indexed, h)
+	}
+	return row
+}
+
+// FormatTime is the one spelling of a ce_time that its column stands for.
+func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// Null returns nil for "", so that empty attributes are NULL and stay out
+// of the partial indexes.
+func Null(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// NullTime returns nil for the zero time, else Unix nanoseconds.
+func NullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+// Dialect is what differs between the databases in a query.
+type Dialect struct {
+	// Param returns the placeholder of the n-th argument, from 1.
+	Param func(n int) string
+	// Storable reports whether a text column can hold s; a value it
+	// cannot hold matches nothing.
+	Storable func(s string) bool
+	// Eq returns the condition that column col equals v, a string, a
+	// []byte or a number.
+	Eq func(b *Builder, col string, v any) string
+	// AnyOf returns the condition that col is one of vs.
+	AnyOf func(b *Builder, col string, vs []string) string
+	// Header returns the condition that a record has a header named name
+	// whose value is value, in lookback_headers.
+	Header func(b *Builder, name string, value []byte) string
+}
+
+// Builder collects a statement's conditions and arguments.
+type Builder struct {
+	d     Dialect
+	Args  []any
+	conds []string
+}
+
+// NewBuilder starts a statement in dialect d.
+func NewBuilder(d Dialect) *Builder { return &Builder{d: d} }
+
+// Arg adds an argument and returns its placeholder. Arguments must be
+// added in the order their placeholders appear: SQLite's are positional.
+func (b *Builder) Arg(v any) string {
+	b.Args = append(b.Args, v)
+	return b.d.Param(len(b.Args))
+}
+
+func (b *Builder) cond(format string, args ...any) {
+	ps := make([]any, len(args))
+	for i, a := range args {
+		ps[i] = b.Arg(a)
+	}
+	b.conds = append(b.conds, fmt.Sprintf(format, ps...))
+}
+
+// Where returns " WHERE …" with every condition, or "" without any.
+func (b *Builder) Where() string {
+	if len(b.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(b.conds, " AND ")
+}
+
+// Filter adds the conditions of f. Every value is an argument, never part
+// of the statement's text.
+func (b *Builder) Filter(f lookback.Filter) {
+	eq := func(col string, v any) { b.conds = append(b.conds, b.d.Eq(b, col, v)) }
+	if f.Topic != "" {
+		eq("topic", f.Topic)
+	}
+	if f.Partition != nil {
+		eq("part", *f.Partition)
+	}
+	if f.Key != nil {
+		eq("key", f.Key)
+	}
+	for _, c := range []struct{ col, v string }{
+		{"ce_type", f.Type}, {"ce_id", f.ID}, {"ce_subject", f.Subject}, {"ce_source", f.Source},
+	} {
+		if c.v != "" {
+			eq(c.col, c.v)
+		}
+	}
+	if len(f.IDs) > 0 {
+		b.conds = append(b.conds, b.d.AnyOf(b, "ce_id", f.IDs))
+	}
+	if !f.From.IsZero() {
+		b.cond("ts >= %s", f.From.UnixNano())
+	}
+	if !f.To.IsZero() {
+		b.cond("ts <= %s", f.To.UnixNano())
+	}
+	for _, h := range f.Headers {
+		b.header(h)
+	}
+}
+
+// header matches a header through the index, or through the column that
+// stands for it when it is a binding header.
+func (b *Builder) header(h lookback.HeaderMatch) {
+	col, ok := headerColumns[h.Name]
+	if !ok || len(h.Value) == 0 || !utf8.Valid(h.Value) {
+		b.conds = append(b.conds, b.d.Header(b, h.Name, h.Value))
+		return
+	}
+	var v any = string(h.Value)
+	if col == "ce_time" {
+		t, err := time.Parse(time.RFC3339Nano, string(h.Value))
+		if err != nil || FormatTime(t) != string(h.Value) {
+			// No column value is spelled this way.
+			b.conds = append(b.conds, b.d.Header(b, h.Name, h.Value))
+			return
+		}
+		v = t.UnixNano()
+	}
+	colCond := b.d.Eq(b, col, v)
+	b.conds = append(b.conds, "(("+colCond+") OR "+b.d.Header(b, h.Name, h.Value)+")")
+}
+
+// After adds the condition that a record comes after p in order o. The
+// bare bound on ts lets the planner range over an index by time; the row
+// comparison settles ties.
+func (b *Builder) After(o lookback.Order, p lookback.Position) {
+	op, bound := ">", ">="
+	if o == lookback.Desc {
+		op, bound = "<", "<="
+	}
+	ts := p.Timestamp.UnixNano()
+	b.cond("ts "+bound+" %s AND (ts, topic, part, off) "+op+" (%s, %s, %s, %s)", ts, ts, p.Topic, p.Partition, p.Offset)
+}
+
+// OrderBy returns the ORDER BY clause of order o.
+func OrderBy(o lookback.Order) string {
+	if o == lookback.Desc {
+		return " ORDER BY ts DESC, topic DESC, part DESC, off DESC"
+	}
+	return " ORDER BY ts, topic, part, off"
+}
+
+// RecordColumns are the columns ScanRecord reads, in its order.
+const RecordColumns = "topic, part, off, ts, key, value, headers, ce_id, ce_type, ce_source, ce_subject, ce_time, content_type"
+
+// Scanner is a row of either driver.
+type Scanner interface{ Scan(dest ...any) error }
+
+// ScanRecord reads RecordColumns.
+func ScanRecord(s Scanner) (lookback.Record, error) {
+	var (
+		r                     lookback.Record
+		ts                    int64
+		headers               []byte
+		id, typ, src, sub, ct []byte // bytea in PostgreSQL
+		ceTime                sql.NullInt64
+	)
+	if err := s.Scan(&r.Topic, &r.Partition, &r.Offset, &ts, &r.Key, &r.Value, &headers,
+		&id, &typ, &src, &sub, &ceTime, &ct); err != nil {
+		return r, err
+	}
+	hs, err := DecodeHeaders(headers)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", eventkit.FormatCoordinates(r.Topic, r.Partition, r.Offset), err)
+	}
+	r.Headers = hs
+	r.Timestamp = time.Unix(0, ts)
+	r.ID, r.Type, r.Source, r.Subject, r.ContentType = string(id), string(typ), string(src), string(sub), string(ct)
+	if ceTime.Valid {
+		r.Time = time.Unix(0, ceTime.Int64)
+	}
+	return r, nil
+}
+
+// Query returns the statement and arguments of one page of q, which must
+// be valid: it asks for one record more than the page holds, which
+// [lookback.NewPage] uses to tell whether another page follows.
+func Query(d Dialect, q lookback.Query) (string, []any, error) {
+	b := NewBuilder(d)
+	b.Filter(q.Filter)
+	if q.Cursor != "" {
+		p, err := lookback.DecodeCursor(q.Order, q.Cursor)
+		if err != nil {
+			return "", nil, err
+		}
+		b.After(q.Order, p)
+	}
+	return "SELECT " + RecordColumns + " FROM lookback_events" + b.Where() + OrderBy(q.Order) +
+		" LIMIT " + strconv.Itoa(q.PageSize()+1), b.Args, nil
+}
+
+// Count returns the statement and arguments that count the records
+// matching f.
+func Count(d Dialect, f lookback.Filter) (string, []any) {
+	b := NewBuilder(d)
+	b.Filter(f)
+	return "SELECT count(*) FROM lookback_events" + b.Where(), b.Args
+}
+
+// PartitionKey names one partition.
+type PartitionKey struct {
+	Topic     string
+	Partition int32
+}
+
+// Dedupe drops records whose coordinates came earlier in rs: one statement
+// must not insert the same row twice.
+func Dedupe(rs []lookback.Record) []lookback.Record {
+	type coord struct {
+		PartitionKey
+		off int64
+	}
+	seen := make(map[coord]struct{}, len(rs))
+	out := rs[:0:0]
+	for i := range rs {
+		c := coord{PartitionKey{rs[i].Topic, rs[i].Partition}, rs[i].Offset}
+		if _, dup := seen[c]; dup {
+			continue
+		}
+		seen[c] = struct{}{}
+		out = append(out, rs[i])
+	}
+	if len(out) == len(rs) {
+		return rs
+	}
+	return out
+}
+
+// Coord names one record.
+type Coord struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// Rows is a result set of either driver; the caller closes it.
+type Rows interface {
+	Scanner
+	Next() bool
+	Err() error
+}
+
+// LinkColumns are the columns ScanLinks reads, in its order.
+const LinkColumns = "replay_id, mode, origin_topic, origin_part, origin_off, topic, part, off, ts"
+
+// ScanLinks reads every row of LinkColumns.
+func ScanLinks(rows Rows) ([]lookback.ReplayLink, error) {
+	var out []lookback.ReplayLink
+	for rows.Next() {
+		var (
+			l    lookback.ReplayLink
+			mode string
+			ts   int64
+		)
+		if err := rows.Scan(&l.ReplayID, &mode, &l.OriginTopic, &l.OriginPartition, &l.OriginOffset,
+			&l.Topic, &l.Partition, &l.Offset, &ts); err != nil {
+			return nil, fmt.Errorf("archive: links: %w", err)
+		}
+		l.Mode, l.Timestamp = eventkit.ReplayMode(mode), time.Unix(0, ts)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("archive: links: %w", err)
+	}
+	return out, nil
+}
+
+// ScanTopics reads rows of topic, partitions, count, first and last
+// timestamp.
+func ScanTopics(rows Rows) ([]lookback.TopicStats, error) {
+	var out []lookback.TopicStats
+	for rows.Next() {
+		var (
+			s           lookback.TopicStats
+			first, last sql.NullInt64
+		)
+		if err := rows.Scan(&s.Topic, &s.Partitions, &s.Count, &first, &last); err != nil {
+			return nil, fmt.Errorf("archive: topics: %w", err)
+		}
+		s.First, s.Last = time.Unix(0, first.Int64), time.Unix(0, last.Int64)
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("archive: topics: %w", err)
+	}
+	return out, nil
+}
+
+// ScanDeleted reads the (topic, part) of deleted rows and counts them by
+// partition and in all.
+func ScanDeleted(rows Rows) (map[PartitionKey]int64, int64, error) {
+	counts := make(map[PartitionKey]int64)
+	var n int64
+	for rows.Next() {
+		var k PartitionKey
+		if err := rows.Scan(&k.Topic, &k.Partition); err != nil {
+			return nil, 0, err
+		}
+		counts[k]++
+		n++
+	}
+	return counts, n, rows.Err()
+}
+
+// AuditColumns are the columns ScanAudit reads, in its order.
+const AuditColumns = "id, at, actor, role, action, target, detail, outcome"
+
+// AuditList returns the statement and arguments of one page of q, which
+// must be valid.
+func AuditList(d Dialect, q lookback.AuditQuery) (string, []any) {
+	b := NewBuilder(d)
+	if q.Actor != "" {
+		b.cond("actor = %s", q.Actor)
+	}
+	if q.Action != "" {
+		b.cond("action = %s", q.Action)
+	}
+	if q.Before > 0 {
+		b.cond("id < %s", q.Before)
+	}
+	return "SELECT " + AuditColumns + " FROM lookback_audit" + b.Where() +
+		" ORDER BY id DESC LIMIT " + strconv.Itoa(q.PageSize()), b.Args
+}
+
+// ScanAudit reads every row of AuditColumns.
+func ScanAudit(rows Rows) ([]lookback.AuditEntry, error) {
+	var out []lookback.AuditEntry
+	for rows.Next() {
+		var (
+			e  lookback.AuditEntry
+			at int64
+		)
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Role, &e.Action, &e.Target, &e.Detail, &e.Outcome); err != nil {
+			return nil, fmt.Errorf("audit: list: %w", err)
+		}
+		e.At = time.Unix(0, at)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit: list: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,137 @@
+package archivesql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/lookback"
+)
+
+// Conn is a read connection of either driver.
+type Conn interface {
+	Query(ctx context.Context, stmt string, args ...any) (ClosingRows, error)
+	QueryRow(ctx context.Context, stmt string, args ...any) Scanner
+}
+
+// ClosingRows is a result set the reader closes.
+type ClosingRows interface {
+	Rows
+	Close()
+}
+
+// Reader answers the archive's and the audit log's reads the same way on
+// either database.
+type Reader struct {
+	Conn    Conn
+	Dialect Dialect
+	// NoRows is the driver's error for a QueryRow that found nothing.
+	NoRows error
+}
+
+// Query implements [lookback.Archive.Query].
+func (r Reader) Query(ctx context.Context, q lookback.Query) (lookback.Page, error) {
+	if err := q.Validate(); err != nil {
+		return lookback.Page{}, err
+	}
+	stmt, args, err := Query(r.Dialect, q)
+	if err != nil {
+		return lookback.Page{}, err
+	}
+	rows, err := r.Conn.Query(ctx, stmt, args...)
+	if err != nil {
+		return lookback.Page{}, fmt.Errorf("archive: query: %w", err)
+	}
+	defer rows.Close()
+	recs := make([]lookback.Record, 0, q.PageSize()+1)
+	for rows.Next() {
+		rec, err := ScanRecord(rows)
+		if err != nil {
+			return lookback.Page{}, fmt.Errorf("archive: query: %w", err)
+		}
+		recs = append(recs, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return lookback.Page{}, fmt.Errorf("archive: query: %w", err)
+	}
+	return lookback.NewPage(q, recs), nil
+}
+
+// Count implements [lookback.Archive.Count].
+func (r Reader) Count(ctx context.Context, f lookback.Filter) (int64, error) {
+	if err := f.Validate(); err != nil {
+		return 0, err
+	}
+	stmt, args := Count(r.Dialect, f)
+	var n int64
+	if err := r.Conn.QueryRow(ctx, stmt, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("archive: count: %w", err)
+	}
+	return n, nil
+}
+
+// Get implements [lookback.Archive.Get].
+func (r Reader) Get(ctx context.Context, topic string, partition int32, offset int64) (lookback.Record, error) {
+	notFound := fmt.Errorf("%w: %s", lookback.ErrNotFound, eventkit.FormatCoordinates(topic, partition, offset))
+	if !r.Dialect.Storable(topic) {
+		return lookback.Record{}, notFound
+	}
+	b := NewBuilder(r.Dialect)
+	rec, err := ScanRecord(r.Conn.QueryRow(ctx, "SELECT "+RecordColumns+" FROM lookback_events WHERE topic = "+
+		b.Arg(topic)+" AND part = "+b.Arg(partition)+" AND off = "+b.Arg(offset), b.Args...))
+	if errors.Is(err, r.NoRows) {
+		return rec, notFound
+	}
+	if err != nil {
+		return rec, fmt.Errorf("archive: get: %w", err)
+	}
+	return rec, nil
+}
+
+// Links implements [lookback.Archive.Links].
+func (r Reader) Links(ctx context.Context, topic string, partition int32, offset int64) ([]lookback.ReplayLink, error) {
+	if !r.Dialect.Storable(topic) {
+		return nil, nil
+	}
+	b := NewBuilder(r.Dialect)
+	rows, err := r.Conn.Query(ctx, "SELECT "+LinkColumns+" FROM lookback_links WHERE origin_topic = "+b.Arg(topic)+
+		" AND origin_part = "+b.Arg(partition)+" AND origin_off = "+b.Arg(offset)+" ORDER BY ts, topic, part, off", b.Args...)
+	if err != nil {
+		return nil, fmt.Errorf("archive: links: %w", err)
+	}
+	defer rows.Close()
+	return ScanLinks(rows)
+}
+
+// Topics implements [lookback.Archive.Topics]. Counts come from the
+// per-partition table; the first and last timestamps from the ends of the
+// topic's index, two lookups a topic.
+func (r Reader) Topics(ctx context.Context) ([]lookback.TopicStats, error) {
+	rows, err := r.Conn.Query(ctx, `SELECT p.topic, count(*), sum(p.count),
+		(SELECT min(ts) FROM lookback_events e WHERE e.topic = p.topic),
+		(SELECT max(ts) FROM lookback_events e WHERE e.topic = p.topic)
+		FROM lookback_partitions p WHERE p.count > 0 GROUP BY p.topic ORDER BY p.topic`)
+	if err != nil {
+		return nil, fmt.Errorf("archive: topics: %w", err)
+	}
+	defer rows.Close()
+	return ScanTopics(rows)
+}
+
+// Audit implements [lookback.AuditLog.List].
+func (r Reader) Audit(ctx context.Context, q lookback.AuditQuery) ([]lookback.AuditEntry, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	if !r.Dialect.Storable(q.Actor) || !r.Dialect.Storable(q.Action) {
+		return nil, nil // no entry is stored so
+	}
+	stmt, args := AuditList(r.Dialect, q)
+	rows, err := r.Conn.Query(ctx, stmt, args...)
+	if err != nil {
+		return nil, fmt.Errorf("audit: list: %w", err)
+	}
+	defer rows.Close()
+	return ScanAudit(rows)
+}

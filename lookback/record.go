@@ -1,0 +1,40 @@
+package lookback
+
+import (
+	"time"
+
+	"github.com/eventkit/eventkit"
+)
+
+// NewRecord returns the record of a Kafka record's parts: headers are kept
+// whole, in order, and the CloudEvents attributes are decoded from them
+// (empty where a header is missing or malformed, so that a malformed
+// record is archived as it came). The record aliases key, value and
+// headers.
+func NewRecord(topic string, partition int32, offset int64, ts time.Time, key, value []byte, headers []eventkit.Header) Record {
+	var ev eventkit.Event
+	ev.DecodeHeaders(headers)
+	return Record{
+		Topic: topic, Partition: partition, Offset: offset, Timestamp: ts,
+		Key: key, Value: value, Headers: headers,
+		ID: ev.ID, Type: ev.Type, Source: ev.Source, Subject: ev.Subject, Time: ev.Time, ContentType: ev.ContentType,
+	}
+}
+
+// LinkOf returns the replay link of a consumed event, and false when the
+// event is not a replay or does not name a well-formed origin: such a
+// record is archived as a record of its own rather than lost.
+func LinkOf(ev *eventkit.Event) (ReplayLink, bool) {
+	r := ev.Replay
+	if r == nil || r.ID == "" {
+		return ReplayLink{}, false
+	}
+	if _, _, _, err := eventkit.ParseCoordinates(r.Origin); err != nil {
+		return ReplayLink{}, false
+	}
+	return ReplayLink{
+		ReplayID: r.ID, Mode: r.Mode,
+		OriginTopic: r.OriginTopic, OriginPartition: r.OriginPartition, OriginOffset: r.OriginOffset,
+		Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Timestamp: ev.Timestamp,
+	}, true
+}

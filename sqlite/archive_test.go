@@ -1,0 +1,17 @@
+package sqlite_test
+
+import (
+	"testing"
+
+	"github.com/eventkit/eventkit/lookback"
+	"github.com/eventkit/eventkit/lookback/archivetest"
+	"github.com/eventkit/eventkit/sqlite"
+)
+
+func TestArchive(t *testing.T) {
+	archivetest.Run(t, func(t *testing.T) lookback.Archive { return sqlite.NewArchive(openDB(t)) })
+}
+
+func TestAuditLog(t *testing.T) {
+	archivetest.RunAudit(t, func(t *testing.T) lookback.AuditLog { return sqlite.NewAuditLog(openDB(t)) })
+}
