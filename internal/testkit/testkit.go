@@ -54,10 +54,17 @@ func ClientOpts() []kgo.Opt {
 // with quick timings: millisecond backoffs, frequent commits, short group
 // timeouts and the test's [Logger]. Options added after them win.
 func AgentOpts(tb testing.TB, b *kafka.Broker, group, topic string) []consumer.Opt {
-	return []consumer.Opt{
+	return append([]consumer.Opt{
 		consumer.Brokers(b.Addr()),
 		consumer.Group(group),
 		consumer.Topics(topic),
+	}, QuickAgent(tb)...)
+}
+
+// QuickAgent are the consumer options of [AgentOpts] that do not name the
+// broker, group or topics, for code that runs the agent itself.
+func QuickAgent(tb testing.TB) []consumer.Opt {
+	return []consumer.Opt{
 		consumer.ClientOpts(ClientOpts()...),
 		consumer.Backoff(time.Millisecond, 10*time.Millisecond),
 		consumer.CommitInterval(50 * time.Millisecond),
