@@ -86,10 +86,15 @@ func withParams(dsn string, readOnly bool) string {
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "NORMAL")
 	q.Set("_foreign_keys", "1")
+	// SQLite's default page cache is 2 MiB a connection: an archive's
+	// indexes outgrow it at once, and every evicted page is read back
+	// with a system call. The cache is filled only as pages are used.
 	if readOnly {
 		q.Set("_query_only", "1")
+		q.Add("_pragma", "cache_size(-65536)") // 64 MiB a reader
 	} else {
 		q.Set("_txlock", "immediate")
+		q.Add("_pragma", "cache_size(-262144)") // 256 MiB
 	}
 	sep := "?"
 	if strings.Contains(dsn, "?") {
