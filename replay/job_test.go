@@ -48,6 +48,7 @@ func newEnv(t *testing.T, partitions int32, topics []string, opts ...replay.Opt)
 	e.arch, e.jobs, e.audit = sqlite.NewArchive(e.db), sqlite.NewJobStore(e.db), sqlite.NewAuditLog(e.db)
 	e.r = e.runner(t, opts...)
 	testkit.Go(t, e.r.Run)
+	<-e.r.Ready()
 	return e
 }
 
@@ -372,13 +373,12 @@ func TestResumeChild(t *testing.T) {
 	cl := testkit.Client(t, os.Getenv("REPLAY_CHILD_BROKER"))
 	r := replay.NewRunner(cl, sqlite.NewArchive(db), sqlite.NewJobStore(db), replay.CheckpointInterval(20*time.Millisecond))
 	run := testkit.Go(t, r.Run)
-	testkit.Eventually(t, 10*time.Second, func() error {
-		j, err := r.Start(context.Background(), replay.Spec{Filter: lookback.Filter{Topic: "orders"}, Target: replay.Target{Topic: "copies"}, Rate: 1000}, ops)
-		if err == nil {
-			fmt.Println(j.ID)
-		}
-		return err
-	})
+	<-r.Ready()
+	j, err := r.Start(context.Background(), replay.Spec{Filter: lookback.Filter{Topic: "orders"}, Target: replay.Target{Topic: "copies"}, Rate: 1000}, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println(j.ID)
 	<-run.Done()
 }
 

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/eventkit/eventkit/lookback"
@@ -22,6 +23,7 @@ type cfg struct {
 	checkpointEvery time.Duration
 	maxInFlight     int
 	sample          int
+	resume          func(id string) bool
 }
 
 func defaultCfg() cfg {
@@ -32,6 +34,7 @@ func defaultCfg() cfg {
 		checkpointEvery: time.Second,
 		maxInFlight:     8192,
 		sample:          10,
+		resume:          func(string) bool { return true },
 	}
 }
 
@@ -64,3 +67,11 @@ func MaxInFlight(n int) Opt { return opt(func(c *cfg) { c.maxInFlight = max(n, 1
 
 // SampleSize sets how many records DryRun returns. Default 10.
 func SampleSize(n int) Opt { return opt(func(c *cfg) { c.sample = min(max(n, 0), lookback.MaxLimit) }) }
+
+// ResumeOnly makes Run resume only the running jobs with these ids (none
+// when given none), for a process that runs its own job next to a service
+// that runs the others: two Runners must never run the same job. Default:
+// Run resumes every running job of the store.
+func ResumeOnly(ids ...string) Opt {
+	return opt(func(c *cfg) { c.resume = func(id string) bool { return slices.Contains(ids, id) } })
+}

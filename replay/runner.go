@@ -56,6 +56,8 @@ type Runner struct {
 	store   JobStore
 	cfg     cfg
 
+	ready chan struct{} // closed once Run has begun
+
 	mu   sync.Mutex
 	base context.Context // Run's context; nil outside Run
 	wg   sync.WaitGroup  // every job goroutine
@@ -72,7 +74,7 @@ func NewRunner(cl *kgo.Client, archive lookback.Archive, store JobStore, opts ..
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	return &Runner{cl: cl, archive: archive, store: store, cfg: c, live: make(map[string]*liveJob)}
+	return &Runner{cl: cl, archive: archive, store: store, cfg: c, ready: make(chan struct{}), live: make(map[string]*liveJob)}
 }
 
 // liveJob is a job this Runner is running.
@@ -101,14 +103,18 @@ func (l *liveJob) snapshot() Job {
 // adds, and returns once ctx is done and every job goroutine has stopped.
 // Jobs stopped so stay running in the store, checkpointed, for the next
 // Run. Run returns an error only when it cannot list the jobs to resume.
+// A Runner runs once.
 func (r *Runner) Run(ctx context.Context) error {
 	r.mu.Lock()
-	if r.base != nil {
+	select {
+	case <-r.ready:
 		r.mu.Unlock()
 		return errors.New("replay runner: Run called twice")
+	default:
 	}
 	r.base = ctx
 	r.mu.Unlock()
+	close(r.ready)
 	defer func() {
 		r.mu.Lock()
 		r.base = nil
@@ -121,6 +127,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		return fmt.Errorf("replay runner: list running jobs: %w", err)
 	}
 	for _, j := range jobs {
+		if !r.cfg.resume(j.ID) {
+			continue
+		}
 		r.cfg.logger.Info("resuming replay job", "id", j.ID, "target", j.Target.String(), "sent", j.Sent, "matched", j.Matched)
 		if err := r.launch(j, true); err != nil {
 			return err
@@ -129,6 +138,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	<-ctx.Done()
 	return nil
 }
+
+// Ready is closed once Run has begun, so that Start can be called.
+func (r *Runner) Ready() <-chan struct{} { return r.ready }
 
 // launch starts j's goroutine under Run.
 func (r *Runner) launch(j Job, resume bool) error {
@@ -241,8 +253,10 @@ func (r *Runner) prepareTarget(ctx context.Context, adm *kadm.Client, spec Spec)
 }
 
 // widestSource returns the partition count of the widest topic the group
-// committed offsets on, else of the widest topic the filter names or the
-// archive holds.
+// committed offsets on; for a group that never committed, of the widest
+// topic the job may read (the filter's topic, else every archived one) as
+// the cluster has it, or as the archive saw it where the cluster no longer
+// has it.
 func (r *Runner) widestSource(ctx context.Context, adm *kadm.Client, spec Spec) (int32, error) {
 	var topics []string
 	if committed, err := adm.FetchOffsets(ctx, spec.Target.Group); err == nil {
@@ -252,34 +266,32 @@ func (r *Runner) widestSource(ctx context.Context, adm *kadm.Client, spec Spec) 
 			}
 		}
 	}
-	widest := int32(0)
-	if len(topics) > 0 {
-		details, err := adm.ListTopics(ctx, topics...)
+	archived := make(map[string]int32)
+	if len(topics) == 0 {
+		stats, err := r.archive.Topics(ctx)
 		if err != nil {
-			return 0, fmt.Errorf("replay: describe %v: %w", topics, err)
+			return 0, fmt.Errorf("replay: archived topics: %w", err)
 		}
-		for _, td := range details {
-			if td.Err == nil {
-				widest = max(widest, int32(len(td.Partitions)))
+		for _, s := range stats {
+			if spec.Filter.Topic == "" || s.Topic == spec.Filter.Topic {
+				topics = append(topics, s.Topic)
+				archived[s.Topic] = s.Partitions
 			}
 		}
 	}
-	if widest > 0 {
+	widest := int32(1)
+	if len(topics) == 0 {
 		return widest, nil
 	}
-	if t := spec.Filter.Topic; t != "" {
-		if n, err := kafka.PartitionCount(ctx, adm, t); err == nil {
-			return n, nil
-		}
-	}
-	stats, err := r.archive.Topics(ctx)
+	details, err := adm.ListTopics(ctx, topics...)
 	if err != nil {
-		return 0, fmt.Errorf("replay: archived topics: %w", err)
+		return 0, fmt.Errorf("replay: describe %v: %w", topics, err)
 	}
-	widest = 1
-	for _, s := range stats {
-		if spec.Filter.Topic == "" || s.Topic == spec.Filter.Topic {
-			widest = max(widest, s.Partitions)
+	for _, t := range topics {
+		if td, ok := details[t]; ok && td.Err == nil {
+			widest = max(widest, int32(len(td.Partitions)))
+		} else {
+			widest = max(widest, archived[t])
 		}
 	}
 	return widest, nil
