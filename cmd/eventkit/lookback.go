@@ -12,6 +12,7 @@ import (
 	"github.com/eventkit/eventkit/consumer"
 	"github.com/eventkit/eventkit/lookback"
 	"github.com/eventkit/eventkit/postgres"
+	"github.com/eventkit/eventkit/replay"
 	"github.com/eventkit/eventkit/sqlite"
 	"github.com/eventkit/eventkit/web"
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,26 +73,27 @@ func splitDB(dsn string) (kind, rest string, err error) {
 type store struct {
 	archive lookback.Archive
 	audit   lookback.AuditLog
+	jobs    replay.JobStore
 	close   func()
 }
 
 func openStore(ctx context.Context, dsn string) (*store, error) {
 	kind, rest, err := splitDB(dsn)
 	if err != nil {
-		return nil, err
+		return nil, &exitCodeError{code: exitUsage, err: err}
 	}
 	if kind == "sqlite" {
 		db, err := sqlite.Open(ctx, rest)
 		if err != nil {
 			return nil, err
 		}
-		return &store{archive: sqlite.NewArchive(db), audit: sqlite.NewAuditLog(db), close: func() { db.Close() }}, nil
+		return &store{archive: sqlite.NewArchive(db), audit: sqlite.NewAuditLog(db), jobs: sqlite.NewJobStore(db), close: func() { db.Close() }}, nil
 	}
 	db, err := postgres.Open(ctx, rest)
 	if err != nil {
 		return nil, err
 	}
-	return &store{archive: postgres.NewArchive(db), audit: postgres.NewAuditLog(db), close: db.Close}, nil
+	return &store{archive: postgres.NewArchive(db), audit: postgres.NewAuditLog(db), jobs: postgres.NewJobStore(db), close: db.Close}, nil
 }
 
 // runningLookback is lookback serving: stop ends it.

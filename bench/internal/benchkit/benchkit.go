@@ -116,7 +116,13 @@ func ServeBroker(topics map[string]int32, records, size, keys int) error {
 			return err
 		}
 	}
-	fmt.Println("ready", b.Addr())
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	Serve(b.Addr())
 	return nil
+}
+
+// Serve is the child's side of [StartChild] for a broker it set up itself:
+// it prints "ready ADDR" and returns once the parent closes stdin (or dies).
+func Serve(addr string) {
+	fmt.Println("ready", addr)
+	_, _ = io.Copy(io.Discard, os.Stdin)
 }

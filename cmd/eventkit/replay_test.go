@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/internal/testkit"
+	"github.com/eventkit/eventkit/kafka"
+	"github.com/eventkit/eventkit/lookback"
+	"github.com/eventkit/eventkit/sqlite"
+)
+
+// archiveDB writes n archived events of topic orders (ids e-0…, type
+// order.placed for even i, order.cancelled for odd) into a new SQLite
+// database and returns its --db.
+func archiveDB(t *testing.T, n int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "lookback.db")
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	at := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	recs := make([]lookback.Record, n)
+	for i := range recs {
+		typ := "order.placed"
+		if i%2 == 1 {
+			typ = "order.cancelled"
+		}
+		ev := eventkit.Event{ID: "e-" + strconv.Itoa(i), Source: "/shop", Type: typ}
+		recs[i] = lookback.NewRecord("orders", 0, int64(i), at.Add(time.Duration(i)*time.Second), []byte("k"), []byte("v"), ev.EncodeHeaders(nil))
+	}
+	if err := sqlite.NewArchive(db).Append(context.Background(), recs, nil); err != nil {
+		t.Fatal(err)
+	}
+	return "sqlite://" + path
+}
+
+func TestReplay(t *testing.T) {
+	dsn := archiveDB(t, 20)
+	b := testkit.Broker(t, 2, "orders", "copies")
+	cl := testkit.Client(t, b.Addr())
+
+	t.Run("to a topic", func(t *testing.T) {
+		r := run(t, []string{"EVENTKIT_BROKERS=" + b.Addr(), "EVENTKIT_DB=" + dsn}, "",
+			"replay", "--filter", "topic=orders,type=order.placed", "--filter", "from=2024-05-01T10:00:04Z", "--to-topic", "copies")
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		var job struct {
+			ID, Status, Mode      string
+			Matched, Sent, Failed int64
+			Target                map[string]string
+			CreatedBy             string `json:"created_by"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &job); err != nil {
+			t.Fatalf("stdout %q: %v", r.stdout, err)
+		}
+		// e-4, e-6, …, e-18
+		if job.Status != "done" || job.Matched != 8 || job.Sent != 8 || job.Mode != "deduplicate" || job.Target["topic"] != "copies" || !strings.HasPrefix(job.CreatedBy, "cli") {
+			t.Fatalf("job %+v", job)
+		}
+		if want := "replay " + job.ID + " done: matched 8, sent 8, failed 0, to topic copies (deduplicate)\n"; r.stderr != want {
+			t.Fatalf("stderr %q, want %q", r.stderr, want)
+		}
+		recs := testkit.ReadAll(t, b.Addr(), "copies")
+		if len(recs) != 8 {
+			t.Fatalf("%d records on copies, want 8", len(recs))
+		}
+		for _, rec := range recs {
+			ev := kafka.EventOf(rec)
+			if ev.Type != "order.placed" || ev.Replay == nil || ev.Replay.ID != job.ID || ev.Replay.OriginTopic != "orders" {
+				t.Fatalf("copy %+v, replay %+v", ev, ev.Replay)
+			}
+		}
+	})
+
+	t.Run("to a group", func(t *testing.T) {
+		r := run(t, nil, "", "replay", "--db", dsn, "--brokers", b.Addr(), "--ids", "e-1,e-2", "--to-group", "billing", "--rate", "100")
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		if !strings.Contains(r.stdout, `"mode":"reprocess"`) || !strings.Contains(r.stdout, `"sent":2`) {
+			t.Fatalf("stdout %s", r.stdout)
+		}
+		ends := testkit.EndOffsets(t, cl, eventkit.ReplayTopic("billing"))
+		if len(ends) != 2 || ends[0]+ends[1] != 2 {
+			t.Fatalf("billing's replay topic: end offsets %v, want 2 partitions like orders holding 2 records", ends)
+		}
+	})
+
+	t.Run("dry run", func(t *testing.T) {
+		before := testkit.EndOffsets(t, cl, "copies")
+		r := run(t, nil, "", "replay", "--db", dsn, "--brokers", b.Addr(), "--filter", "type=order.cancelled", "--to-topic", "copies", "--dry-run")
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if lines[0] != "dry run: 10 events match; nothing sent" || len(lines) != 12 || !strings.HasPrefix(lines[2], "orders/0/1 ") {
+			t.Fatalf("printed\n%s", r.stdout)
+		}
+		if after := testkit.EndOffsets(t, cl, "copies"); after[0] != before[0] || after[1] != before[1] {
+			t.Fatalf("dry run produced: %v → %v", before, after)
+		}
+	})
+
+	t.Run("dry run is never taken from the environment", func(t *testing.T) {
+		before := testkit.EndOffsets(t, cl, "copies")
+		r := run(t, []string{"EVENTKIT_DRY_RUN=true"}, "", "replay", "--db", dsn, "--brokers", b.Addr(), "--ids", "e-3", "--to-topic", "copies")
+		if r.code != 0 || !strings.Contains(r.stdout, `"sent":1`) {
+			t.Fatalf("exit %d, stdout %s, stderr %s", r.code, r.stdout, r.stderr)
+		}
+		if after := testkit.EndOffsets(t, cl, "copies"); after[0]+after[1] != before[0]+before[1]+1 {
+			t.Fatalf("end offsets %v → %v, want one more record", before, after)
+		}
+	})
+
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown filter key", []string{"--filter", "topik=orders", "--to-topic", "copies"}, `--filter: lookback: bad query: unknown parameter "topik"`},
+		{"malformed time", []string{"--filter", "from=yesterday", "--to-topic", "copies"}, `from "yesterday": want an RFC 3339 time`},
+		{"header without a value", []string{"--filter", "header=tenant", "--to-topic", "copies"}, "want NAME:VALUE"},
+		{"repeated key", []string{"--filter", "type=a,type=b", "--to-topic", "copies"}, `parameter "type" given 2 times`},
+		{"no target", []string{"--filter", "topic=orders"}, "no target"},
+		{"two targets", []string{"--to-topic", "copies", "--to-group", "g"}, "two targets"},
+		{"unknown mode", []string{"--to-topic", "copies", "--mode", "again"}, `mode "again"`},
+		{"bad db", []string{"--to-topic", "copies", "--db", "mysql://x"}, "want sqlite://PATH or postgres://"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"replay", "--db", dsn, "--brokers", b.Addr()}, c.args...)
+			r := run(t, nil, "", args...)
+			if r.code != exitUsage || !strings.Contains(r.stderr, c.want) || !strings.HasPrefix(r.stderr, "eventkit replay: ") {
+				t.Fatalf("exit %d, stderr %q; want exit 2 saying %q", r.code, r.stderr, c.want)
+			}
+		})
+	}
+}

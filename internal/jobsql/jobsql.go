@@ -1,0 +1,146 @@
+// Package jobsql holds what the SQLite and PostgreSQL replay job stores
+// share: the row layout of the replay_jobs table and its statements, with
+// one placeholder style per database.
+package jobsql
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eventkit/eventkit/internal/archivesql"
+	"github.com/eventkit/eventkit/replay"
+)
+
+// Columns are the columns of replay_jobs in the order of Args and Scan.
+const Columns = "id, status, created_by, created_at, finished_at, matched, sent, failed, spec, checkpoint"
+
+// Statements are the store's SQL in one database's placeholders.
+type Statements struct {
+	Insert, Update, Get, List, ListStatus string
+}
+
+// New returns the statements with param(n) as the n-th placeholder
+// (1-based).
+func New(param func(n int) string) Statements {
+	p := param
+	return Statements{
+		Insert: "INSERT INTO replay_jobs (" + Columns + ") VALUES (" + p(1) + ", " + p(2) + ", " + p(3) + ", " + p(4) + ", " +
+			p(5) + ", " + p(6) + ", " + p(7) + ", " + p(8) + ", " + p(9) + ", " + p(10) + ")",
+		// Only a running job moves: a job cancelled elsewhere stays so.
+		Update: "UPDATE replay_jobs SET status = " + p(2) + ", finished_at = " + p(3) + ", matched = " + p(4) + ", sent = " + p(5) +
+			", failed = " + p(6) + ", checkpoint = " + p(7) + " WHERE id = " + p(1) + " AND status = 'running'",
+		Get:        "SELECT " + Columns + " FROM replay_jobs WHERE id = " + p(1),
+		List:       "SELECT " + Columns + " FROM replay_jobs ORDER BY created_at DESC, id DESC",
+		ListStatus: "SELECT " + Columns + " FROM replay_jobs WHERE status = " + p(1) + " ORDER BY created_at DESC, id DESC",
+	}
+}
+
+// InsertArgs are the arguments of Insert.
+func InsertArgs(j replay.Job) ([]any, error) {
+	spec, err := json.Marshal(j.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("replay job %s: spec: %w", j.ID, err)
+	}
+	ck, err := json.Marshal(j.Checkpoint)
+	if err != nil {
+		return nil, fmt.Errorf("replay job %s: checkpoint: %w", j.ID, err)
+	}
+	return []any{j.ID, string(j.Status), j.CreatedBy, j.CreatedAt.UnixNano(), finished(j), j.Matched, j.Sent, j.Failed, string(spec), string(ck)}, nil
+}
+
+// UpdateArgs are the arguments of Update.
+func UpdateArgs(j replay.Job) ([]any, error) {
+	ck, err := json.Marshal(j.Checkpoint)
+	if err != nil {
+		return nil, fmt.Errorf("replay job %s: checkpoint: %w", j.ID, err)
+	}
+	return []any{j.ID, string(j.Status), finished(j), j.Matched, j.Sent, j.Failed, string(ck)}, nil
+}
+
+func finished(j replay.Job) *int64 {
+	if j.FinishedAt == nil {
+		return nil
+	}
+	ns := j.FinishedAt.UnixNano()
+	return &ns
+}
+
+// Reader answers the store's reads the same way on either database.
+type Reader struct {
+	Conn  archivesql.Conn
+	Stmts Statements
+	// NoRows is the driver's error for a QueryRow that found nothing.
+	NoRows error
+}
+
+// Job implements [replay.JobStore.Job].
+func (r Reader) Job(ctx context.Context, id string) (replay.Job, error) {
+	j, err := Scan(r.Conn.QueryRow(ctx, r.Stmts.Get, id))
+	if errors.Is(err, r.NoRows) {
+		return j, fmt.Errorf("replay job %s: %w", id, replay.ErrJobNotFound)
+	}
+	return j, err
+}
+
+// Jobs implements [replay.JobStore.Jobs].
+func (r Reader) Jobs(ctx context.Context, status replay.Status) ([]replay.Job, error) {
+	stmt, args := r.Stmts.List, []any(nil)
+	if status != "" {
+		stmt, args = r.Stmts.ListStatus, []any{string(status)}
+	}
+	rows, err := r.Conn.Query(ctx, stmt, args...)
+	if err != nil {
+		return nil, fmt.Errorf("replay jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []replay.Job
+	for rows.Next() {
+		j, err := Scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("replay jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// NotRunning is the error of an update that changed nothing: the job is
+// unknown, or no longer running.
+func (r Reader) NotRunning(ctx context.Context, id string) error {
+	j, err := r.Job(ctx, id)
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("replay job %s is %s: %w", id, j.Status, replay.ErrJobFinished)
+}
+
+// Scan reads a row of Columns.
+func Scan(row archivesql.Scanner) (replay.Job, error) {
+	var (
+		j                replay.Job
+		status           string
+		createdAt        int64
+		finishedAt       *int64
+		spec, checkpoint string
+	)
+	if err := row.Scan(&j.ID, &status, &j.CreatedBy, &createdAt, &finishedAt, &j.Matched, &j.Sent, &j.Failed, &spec, &checkpoint); err != nil {
+		return j, err
+	}
+	j.Status = replay.Status(status)
+	j.CreatedAt = time.Unix(0, createdAt)
+	if finishedAt != nil {
+		t := time.Unix(0, *finishedAt)
+		j.FinishedAt = &t
+	}
+	if err := json.Unmarshal([]byte(spec), &j.Spec); err != nil {
+		return j, fmt.Errorf("replay job %s: spec: %w", j.ID, err)
+	}
+	if err := json.Unmarshal([]byte(checkpoint), &j.Checkpoint); err != nil {
+		return j, fmt.Errorf("replay job %s: checkpoint: %w", j.ID, err)
+	}
+	j.Target, j.Mode = j.Spec.Target, j.Spec.Mode
+	return j, nil
+}

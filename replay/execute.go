@@ -1,0 +1,384 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/lookback"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
+)
+
+// drainTimeout bounds how long a stopping job waits for its in-flight
+// records; past it they are abandoned, left for a resumed job's scan to
+// find.
+const drainTimeout = 10 * time.Second
+
+// execute runs one job until it has sent everything, is cancelled, fails,
+// or the Runner stops.
+func (r *Runner) execute(ctx context.Context, l *liveJob, resume bool) {
+	j := l.snapshot()
+	log := r.cfg.logger.With("replay", j.ID)
+	var already map[string]bool
+	if resume {
+		var err error
+		if already, err = r.sentSince(ctx, j); err != nil {
+			if ctx.Err() == nil {
+				log.Error("replay job not resumed: cannot read back its target", "err", err)
+			}
+			return
+		}
+	}
+
+	topic := j.Spec.Target.TopicName()
+	pageSize := r.cfg.pageSize
+	var limiter *rate.Limiter
+	if j.Spec.Rate > 0 {
+		// A burst of a tenth of a second's worth keeps the rate even over
+		// any second, and absorbs the scheduling delays of a busy machine
+		// that a burst of one would turn into a lower rate. A page of at
+		// most a second's worth keeps checkpoints frequent.
+		limiter = rate.NewLimiter(rate.Limit(j.Spec.Rate), max(1, min(int(j.Spec.Rate/10), 1000)))
+		pageSize = min(pageSize, max(1, int(j.Spec.Rate)))
+	}
+	t := &tracker{live: l, ck: Checkpoint{Cursor: j.Checkpoint.Cursor, Floors: maps.Clone(j.Checkpoint.Floors)}, sent: j.Sent, failed: j.Failed}
+	if t.ck.Floors == nil {
+		t.ck.Floors = make(map[int32]int64)
+	}
+
+	// Produces outlive the job's context so that a cancelled job's
+	// in-flight records end as acknowledged or failed, never as unknown,
+	// unless the drain times out.
+	produceCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
+	defer abandon()
+	sem := make(chan struct{}, r.cfg.maxInFlight)
+	var inflight sync.WaitGroup
+
+	save := func() error {
+		ck, sent, failed := t.fold()
+		j.Checkpoint, j.Sent, j.Failed = ck, sent, failed
+		if err := r.store.UpdateJob(context.WithoutCancel(ctx), j); err != nil {
+			return err
+		}
+		l.mu.Lock()
+		l.job = j
+		l.mu.Unlock()
+		return nil
+	}
+
+	var (
+		readErr     error
+		completed   bool
+		endedByPeer bool // cancelled in the store by another process
+		lastSave    = time.Now()
+		tokens      int // taken from the limiter, not yet used
+	)
+	// The limiter hands out tokens a few at a time: one wake-up a record
+	// would cost more than the record on a busy machine.
+	chunk := 1
+	if limiter != nil {
+		chunk = max(1, limiter.Burst()/4)
+	}
+	pages := r.readAhead(ctx, j.Spec.Filter, j.Checkpoint.Cursor, pageSize)
+	defer pages.stop()
+records:
+	for res := range pages.c {
+		if res.err != nil {
+			readErr = fmt.Errorf("read the archive: %w", res.err)
+			break
+		}
+		recs := res.page.Records
+		if len(recs) == 0 {
+			completed = true
+			break
+		}
+		pg := t.add(lookback.EncodeCursor(lookback.Asc, lookback.PositionOf(&recs[len(recs)-1])), len(recs))
+		for i := range recs {
+			rec := &recs[i]
+			origin := eventkit.FormatCoordinates(rec.Topic, rec.Partition, rec.Offset)
+			if already[origin] {
+				t.ended(pg, nil, nil)
+				continue
+			}
+			if limiter != nil && tokens == 0 {
+				tokens = min(chunk, len(recs)-i)
+				if limiter.WaitN(ctx, tokens) != nil {
+					break records
+				}
+			}
+			tokens--
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				break records
+			}
+			inflight.Add(1)
+			r.cl.Produce(produceCtx, copyOf(rec, topic, origin, &j), func(kr *kgo.Record, err error) {
+				t.ended(pg, kr, err)
+				if err != nil && produceCtx.Err() == nil {
+					log.Warn("replayed record not produced", "origin", origin, "err", err)
+				}
+				<-sem
+				inflight.Done()
+			})
+		}
+		if res.page.NextCursor == "" {
+			completed = true
+			break
+		}
+		if time.Since(lastSave) >= r.cfg.checkpointEvery {
+			lastSave = time.Now()
+			if err := save(); errors.Is(err, ErrJobFinished) {
+				endedByPeer = true
+				break
+			} else if err != nil {
+				log.Warn("replay checkpoint not stored", "err", err)
+			}
+		}
+	}
+	pages.stop()
+
+	drained := make(chan struct{})
+	go func() { inflight.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(drainTimeout):
+		log.Warn("replay job stopped with records still in flight", "after", drainTimeout)
+		abandon()
+		<-drained
+	}
+
+	sent, failed := l.sent.Load(), l.failed.Load()
+	by := Actor{Name: j.CreatedBy}
+	switch cancelledBy := l.cancelled.Load(); {
+	case endedByPeer:
+		log.Info("replay job cancelled elsewhere")
+	case readErr != nil:
+		j.Sent, j.Failed = sent, failed
+		r.finish(ctx, l, j, Failed, by, readErr)
+	case completed:
+		if err := save(); err != nil && !errors.Is(err, ErrJobFinished) {
+			log.Warn("replay checkpoint not stored", "err", err)
+		}
+		status := Done
+		if failed > 0 {
+			status = Failed
+		}
+		j.Sent, j.Failed = sent, failed
+		r.finish(ctx, l, j, status, by, nil)
+	case cancelledBy != nil:
+		j.Sent, j.Failed = sent, failed
+		r.finish(ctx, l, j, Cancelled, *cancelledBy, nil)
+	default: // the Runner is stopping: keep the job running for the next Run
+		if err := save(); err != nil {
+			log.Warn("replay checkpoint not stored", "err", err)
+		}
+	}
+}
+
+// pageReader reads a job's pages one ahead of the records being sent, so
+// that reading the archive and producing overlap.
+type pageReader struct {
+	c    chan pageResult
+	stop func() // stops the reader and waits for it; idempotent
+}
+
+type pageResult struct {
+	page lookback.Page
+	err  error
+}
+
+// readAhead starts reading f's pages in order after cursor. The channel
+// ends after the last page, after an error, or once ctx is done.
+func (r *Runner) readAhead(ctx context.Context, f lookback.Filter, cursor string, size int) pageReader {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	c := make(chan pageResult, 1)
+	go func() {
+		defer close(done)
+		defer close(c)
+		for {
+			page, err := r.archive.Query(ctx, lookback.Query{Filter: f, Order: lookback.Asc, Limit: size, Cursor: cursor})
+			if ctx.Err() != nil {
+				return
+			}
+			select {
+			case c <- pageResult{page, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || page.NextCursor == "" {
+				return
+			}
+			cursor = page.NextCursor
+		}
+	}()
+	var once sync.Once
+	return pageReader{c: c, stop: func() { once.Do(func() { cancel(); <-done }) }}
+}
+
+// copyOf returns the replayed copy of rec for topic: its key, value and
+// headers, without trace headers (the copy starts a trace of its own) and
+// earlier replay headers, plus this job's.
+func copyOf(rec *lookback.Record, topic, origin string, j *Job) *kgo.Record {
+	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+3)
+	for _, h := range rec.Headers {
+		if strings.HasPrefix(h.Key, eventkit.HeaderReplayPrefix) || isTraceHeader(h.Key) {
+			continue
+		}
+		hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	hs = append(hs,
+		kgo.RecordHeader{Key: eventkit.HeaderReplayID, Value: []byte(j.ID)},
+		kgo.RecordHeader{Key: eventkit.HeaderReplayMode, Value: []byte(j.Mode)},
+		kgo.RecordHeader{Key: eventkit.HeaderReplayOrigin, Value: []byte(origin)},
+	)
+	return &kgo.Record{Topic: topic, Key: rec.Key, Value: rec.Value, Headers: hs}
+}
+
+func isTraceHeader(k string) bool {
+	for _, t := range eventkit.TraceHeaders {
+		if k == t {
+			return true
+		}
+	}
+	return false
+}
+
+// sentSince reads j's target from its checkpoint's floors to the end and
+// returns the origins of the records of j found there: what a previous run
+// sent after its last checkpoint.
+func (r *Runner) sentSince(ctx context.Context, j Job) (map[string]bool, error) {
+	topic := j.Spec.Target.TopicName()
+	ends, err := kadm.NewClient(r.cl).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+	}
+	from := make(map[int32]kgo.Offset)
+	want := make(map[int32]int64)
+	ends.Each(func(o kadm.ListedOffset) {
+		if floor := j.Checkpoint.Floors[o.Partition]; floor < o.Offset {
+			from[o.Partition] = kgo.NewOffset().At(floor)
+			want[o.Partition] = o.Offset
+		}
+	})
+	found := make(map[string]bool)
+	if len(from) == 0 {
+		return found, nil
+	}
+	cl, err := kgo.NewClient(append(r.cl.Opts(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}))...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	id := []byte(j.ID)
+	for len(want) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		for _, fe := range fs.Errors() {
+			return nil, fmt.Errorf("read %s/%d: %w", fe.Topic, fe.Partition, fe.Err)
+		}
+		fs.EachRecord(func(kr *kgo.Record) {
+			end, ok := want[kr.Partition]
+			if !ok || kr.Offset >= end {
+				return
+			}
+			if kr.Offset == end-1 {
+				delete(want, kr.Partition)
+			}
+			var mine bool
+			var origin string
+			for _, h := range kr.Headers {
+				switch h.Key {
+				case eventkit.HeaderReplayID:
+					mine = string(h.Value) == string(id)
+				case eventkit.HeaderReplayOrigin:
+					origin = string(h.Value)
+				}
+			}
+			if mine && origin != "" {
+				found[origin] = true
+			}
+		})
+	}
+	return found, nil
+}
+
+// tracker follows a job's records from produce to acknowledgement, and
+// folds the longest prefix of pages whose records have all ended into the
+// checkpoint.
+type tracker struct {
+	live *liveJob
+
+	mu           sync.Mutex
+	pages        []*page // submitted, not yet folded, in order
+	ck           Checkpoint
+	sent, failed int64 // the records up to ck.Cursor
+}
+
+type page struct {
+	end          string // the cursor after its last record
+	left         int    // records not yet ended
+	unknown      bool   // a record was abandoned: it may or may not be written
+	floors       map[int32]int64
+	sent, failed int64
+}
+
+func (t *tracker) add(end string, n int) *page {
+	p := &page{end: end, left: n, floors: make(map[int32]int64)}
+	t.mu.Lock()
+	t.pages = append(t.pages, p)
+	t.mu.Unlock()
+	return p
+}
+
+// ended records one record's outcome: kr nil for a record a previous run
+// already sent, err non-nil for a failure.
+func (t *tracker) ended(p *page, kr *kgo.Record, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p.left--
+	switch {
+	case err == nil:
+		p.sent++
+		t.live.sent.Add(1)
+		if kr != nil {
+			p.floors[kr.Partition] = max(p.floors[kr.Partition], kr.Offset+1)
+		}
+	case errors.Is(err, context.Canceled):
+		p.unknown = true
+	default:
+		p.failed++
+		t.live.failed.Add(1)
+	}
+}
+
+// fold moves the pages that have ended into the checkpoint and returns it
+// with the counts up to it.
+func (t *tracker) fold() (Checkpoint, int64, int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for len(t.pages) > 0 && t.pages[0].left == 0 && !t.pages[0].unknown {
+		p := t.pages[0]
+		t.pages = t.pages[1:]
+		t.ck.Cursor = p.end
+		for part, f := range p.floors {
+			t.ck.Floors[part] = max(t.ck.Floors[part], f)
+		}
+		t.sent += p.sent
+		t.failed += p.failed
+	}
+	return Checkpoint{Cursor: t.ck.Cursor, Floors: maps.Clone(t.ck.Floors)}, t.sent, t.failed
+}

@@ -1,0 +1,534 @@
+package replay_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/consumer"
+	"github.com/eventkit/eventkit/idempotency"
+	"github.com/eventkit/eventkit/internal/testkit"
+	"github.com/eventkit/eventkit/kafka"
+	"github.com/eventkit/eventkit/lookback"
+	"github.com/eventkit/eventkit/replay"
+	"github.com/eventkit/eventkit/sqlite"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// env is an embedded broker, an archive with its job store and audit log in
+// one SQLite database, and a running Runner.
+type env struct {
+	b      *kafka.Broker
+	cl     *kgo.Client
+	db     *sqlite.DB
+	dbPath string
+	arch   *sqlite.Archive
+	jobs   *sqlite.JobStore
+	audit  *sqlite.AuditLog
+	r      *replay.Runner
+}
+
+var ops = replay.Actor{Name: "ops", Role: "operator"}
+
+func newEnv(t *testing.T, partitions int32, topics []string, opts ...replay.Opt) *env {
+	t.Helper()
+	e := &env{b: testkit.Broker(t, partitions, topics...)}
+	e.cl = testkit.Client(t, e.b.Addr())
+	e.dbPath = filepath.Join(t.TempDir(), "lookback.db")
+	e.db = openSQLite(t, e.dbPath)
+	e.arch, e.jobs, e.audit = sqlite.NewArchive(e.db), sqlite.NewJobStore(e.db), sqlite.NewAuditLog(e.db)
+	e.r = e.runner(t, opts...)
+	testkit.Go(t, e.r.Run)
+	<-e.r.Ready()
+	return e
+}
+
+func (e *env) runner(t *testing.T, opts ...replay.Opt) *replay.Runner {
+	return replay.NewRunner(e.cl, e.arch, e.jobs, append([]replay.Opt{
+		replay.Audit(e.audit), replay.Logger(testkit.Logger(t)), replay.CheckpointInterval(20 * time.Millisecond),
+	}, opts...)...)
+}
+
+func openSQLite(t *testing.T, path string) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// archive reads topic back from the broker and archives every record, as
+// lookback's ingest would.
+func (e *env) archive(t *testing.T, topic string) []lookback.Record {
+	t.Helper()
+	var recs []lookback.Record
+	for _, r := range testkit.ReadAll(t, e.b.Addr(), topic) {
+		hs := make([]eventkit.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			hs[i] = eventkit.Header(h)
+		}
+		recs = append(recs, lookback.NewRecord(r.Topic, r.Partition, r.Offset, r.Timestamp, r.Key, r.Value, hs))
+	}
+	if err := e.arch.Append(context.Background(), recs, nil); err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// synthetic archives n records of topic "orders" on 3 partitions that the
+// broker never saw, with keys, a trace header and a stale replay header.
+func (e *env) synthetic(t *testing.T, n int) {
+	t.Helper()
+	now := time.Now().Add(-time.Hour)
+	recs := make([]lookback.Record, n)
+	for i := range recs {
+		ev := eventkit.Event{ID: "e-" + strconv.Itoa(i), Source: "/test", Type: "order.placed", Headers: []eventkit.Header{
+			{Key: "tenant", Value: []byte("acme")},
+			{Key: "traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")},
+			{Key: eventkit.HeaderReplayID, Value: []byte("an-earlier-replay")},
+		}}
+		recs[i] = lookback.NewRecord("orders", int32(i%3), int64(i/3), now.Add(time.Duration(i)*time.Millisecond),
+			[]byte("k"+strconv.Itoa(i%50)), []byte("v"+strconv.Itoa(i)), ev.EncodeHeaders(nil))
+	}
+	if err := e.arch.Append(context.Background(), recs, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) start(t *testing.T, spec replay.Spec) replay.Job {
+	t.Helper()
+	j, err := e.r.Start(context.Background(), spec, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func (e *env) wait(t *testing.T, id string) replay.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	j, err := e.r.Wait(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// copies counts the records of replay job id on topic by origin.
+func copies(t *testing.T, addr, topic, id string) (map[string]int, []*kgo.Record) {
+	t.Helper()
+	byOrigin := make(map[string]int)
+	var mine []*kgo.Record
+	for _, r := range testkit.ReadAll(t, addr, topic) {
+		ev := kafka.EventOf(r)
+		if ev.Replay != nil && ev.Replay.ID == id {
+			byOrigin[ev.Replay.Origin]++
+			mine = append(mine, r)
+		}
+	}
+	return byOrigin, mine
+}
+
+// effects counts handler calls per group and event id.
+type effects struct {
+	mu       sync.Mutex
+	calls    map[string]map[string]int // group → id → calls
+	replayed map[string][]*eventkit.Replay
+}
+
+func newEffects() *effects {
+	return &effects{calls: make(map[string]map[string]int), replayed: make(map[string][]*eventkit.Replay)}
+}
+
+func (f *effects) handler(group string) eventkit.Handler {
+	return eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.calls[group] == nil {
+			f.calls[group] = make(map[string]int)
+		}
+		f.calls[group][ev.ID]++
+		if ev.Replay != nil {
+			r := *ev.Replay
+			f.replayed[group] = append(f.replayed[group], &r)
+		}
+		return nil
+	})
+}
+
+func (f *effects) of(group string) (calls map[string]int, total int, replayed []*eventkit.Replay) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	calls = make(map[string]int)
+	for id, n := range f.calls[group] {
+		calls[id] = n
+		total += n
+	}
+	return calls, total, append([]*eventkit.Replay(nil), f.replayed[group]...)
+}
+
+// agent runs a consumer of group on orders with the idempotency middleware
+// over the env's SQLite database.
+func (e *env) agent(t *testing.T, f *effects, group string) *testkit.Running {
+	t.Helper()
+	store := sqlite.NewIdempotencyStore(e.db)
+	t.Cleanup(func() { store.Close() })
+	h := eventkit.Chain(f.handler(group), idempotency.Middleware(store))
+	c := testkit.Agent(t, e.b, group, "orders", h, consumer.StartAt(kgo.NewOffset().AtStart()))
+	return testkit.Go(t, c.Run)
+}
+
+func produceOrders(t *testing.T, cl *kgo.Client, n int) {
+	t.Helper()
+	testkit.Produce(t, cl, testkit.Events("orders", "o", n, func(i int) []byte { return []byte("acct-" + strconv.Itoa(i%7)) })...)
+}
+
+// A replay to group A reaches A's handler only, once more for each matched
+// event although A already processed it (reprocess), with Event.Replay set;
+// B's replay topic stays empty.
+func TestReplayToGroup(t *testing.T) {
+	e := newEnv(t, 3, []string{"orders"})
+	f := newEffects()
+	produceOrders(t, e.cl, 30)
+	e.agent(t, f, "A")
+	e.agent(t, f, "B")
+	for _, g := range []string{"A", "B"} {
+		testkit.Eventually(t, 30*time.Second, func() error {
+			if _, n, _ := f.of(g); n != 30 {
+				return fmt.Errorf("group %s handled %d of 30", g, n)
+			}
+			return nil
+		})
+	}
+	e.archive(t, "orders")
+
+	ids := []string{"o-1", "o-4", "o-9", "o-22"}
+	j := e.start(t, replay.Spec{Filter: lookback.Filter{Topic: "orders", IDs: ids}, Target: replay.Target{Group: "A"}})
+	if j.Mode != eventkit.Reprocess || j.Matched != 4 {
+		t.Fatalf("job %+v: want reprocess (a group's default) and 4 matched", j)
+	}
+	if j = e.wait(t, j.ID); j.Status != replay.Done || j.Sent != 4 || j.Failed != 0 {
+		t.Fatalf("job ended %+v", j)
+	}
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if _, n, _ := f.of("A"); n != 34 {
+			return fmt.Errorf("group A handled %d, want 30 + 4 replayed", n)
+		}
+		return nil
+	})
+	calls, _, replayed := f.of("A")
+	for _, id := range ids {
+		if calls[id] != 2 {
+			t.Errorf("group A handled %s %d times, want 2", id, calls[id])
+		}
+	}
+	for _, r := range replayed {
+		if r.ID != j.ID || r.Mode != eventkit.Reprocess || r.OriginTopic != "orders" {
+			t.Errorf("replay info %+v", r)
+		}
+	}
+	// The copies went to A's replay topic only; nothing can reach B.
+	for p, end := range testkit.EndOffsets(t, e.cl, eventkit.ReplayTopic("B")) {
+		if end != 0 {
+			t.Fatalf("B's replay topic partition %d has %d records", p, end)
+		}
+	}
+	if _, n, _ := f.of("B"); n != 30 {
+		t.Fatalf("group B handled %d, want its 30", n)
+	}
+	if n := len(testkit.EndOffsets(t, e.cl, eventkit.ReplayTopic("A"))); n != 3 {
+		t.Fatalf("A's replay topic has %d partitions, want 3 like orders", n)
+	}
+}
+
+// A replay to a topic in deduplicate mode (its default) changes nothing for
+// a group that processed the events, and a new group processes each event
+// once although the topic holds it twice.
+func TestReplayToTopicDeduplicates(t *testing.T) {
+	e := newEnv(t, 3, []string{"orders"})
+	f := newEffects()
+	produceOrders(t, e.cl, 30)
+	e.agent(t, f, "old")
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if _, n, _ := f.of("old"); n != 30 {
+			return fmt.Errorf("handled %d of 30", n)
+		}
+		return nil
+	})
+	e.archive(t, "orders")
+
+	j := e.start(t, replay.Spec{Filter: lookback.Filter{Topic: "orders"}, Target: replay.Target{Topic: "orders"}})
+	if j.Mode != eventkit.Deduplicate {
+		t.Fatalf("mode %s, want deduplicate (a topic's default)", j.Mode)
+	}
+	if j = e.wait(t, j.ID); j.Status != replay.Done || j.Sent != 30 {
+		t.Fatalf("job ended %+v", j)
+	}
+	e.agent(t, f, "new")
+	for _, g := range []string{"old", "new"} {
+		testkit.Eventually(t, 30*time.Second, func() error {
+			_, err := testkit.Lag(t, e.cl, g, "orders")
+			return err
+		})
+		calls, n, _ := f.of(g)
+		if n != 30 || len(calls) != 30 {
+			t.Fatalf("group %s handled %d calls for %d events, want 30 once each", g, n, len(calls))
+		}
+	}
+}
+
+// A job whose process is killed mid-way resumes in the next Runner and
+// sends every matched event exactly once: one record per (replay id,
+// origin) on the target.
+func TestResumeAfterKill(t *testing.T) {
+	e := newEnv(t, 3, []string{"orders", "copies"})
+	const n = 3000
+	e.synthetic(t, n)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestResumeChild$")
+	cmd.Env = append(os.Environ(), "REPLAY_CHILD_DB="+e.dbPath, "REPLAY_CHILD_BROKER="+e.b.Addr())
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() {
+		t.Fatalf("child exited before starting its job: %v", lines.Err())
+	}
+	id := lines.Text()
+
+	// Kill only once a checkpoint is stored and records were produced
+	// after it, so that the resumed job must find those on the target.
+	testkit.Eventually(t, 30*time.Second, func() error {
+		j, err := e.jobs.Job(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		var onTarget int64
+		for _, end := range testkit.EndOffsets(t, e.cl, "copies") {
+			onTarget += end
+		}
+		if j.Sent < 300 || onTarget <= j.Sent {
+			return fmt.Errorf("checkpointed %d sent, %d on the target", j.Sent, onTarget)
+		}
+		return nil
+	})
+	// SIGKILL: no deferred code, no final checkpoint, no goodbye to the
+	// broker.
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	before, _ := e.jobs.Job(context.Background(), id)
+
+	r := e.runner(t)
+	testkit.Go(t, r.Run)
+	testkit.Eventually(t, 30*time.Second, func() error {
+		j, err := r.Get(context.Background(), id)
+		if err == nil && j.Status == replay.Running {
+			err = errors.New("still running")
+		}
+		return err
+	})
+	j, _ := r.Get(context.Background(), id)
+	if j.Status != replay.Done || j.Sent != n || j.Failed != 0 || j.Matched != n {
+		t.Fatalf("resumed job ended %+v; checkpoint at kill: %d sent", j, before.Sent)
+	}
+	byOrigin, _ := copies(t, e.b.Addr(), "copies", id)
+	if len(byOrigin) != n {
+		t.Fatalf("%d origins on the target, want %d", len(byOrigin), n)
+	}
+	for o, c := range byOrigin {
+		if c != 1 {
+			t.Errorf("origin %s sent %d times", o, c)
+		}
+	}
+}
+
+// TestResumeChild is the process TestResumeAfterKill kills: it starts a
+// slow job, prints its id, and runs until killed.
+func TestResumeChild(t *testing.T) {
+	dbPath := os.Getenv("REPLAY_CHILD_DB")
+	if dbPath == "" {
+		t.Skip("run by TestResumeAfterKill")
+	}
+	db := openSQLite(t, dbPath)
+	cl := testkit.Client(t, os.Getenv("REPLAY_CHILD_BROKER"))
+	r := replay.NewRunner(cl, sqlite.NewArchive(db), sqlite.NewJobStore(db), replay.CheckpointInterval(20*time.Millisecond))
+	run := testkit.Go(t, r.Run)
+	<-r.Ready()
+	j, err := r.Start(context.Background(), replay.Spec{Filter: lookback.Filter{Topic: "orders"}, Target: replay.Target{Topic: "copies"}, Rate: 1000}, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println(j.ID)
+	<-run.Done()
+}
+
+// The limiter holds the rate: measured from the produced records' own
+// timestamps, 10,000 records at 2,000/s take 5 s of record time within
+// 10%. The rate is far below what the broker takes, so the limiter, not
+// the machine, sets the pace. The copies keep key, value and headers,
+// without trace context and earlier replay headers.
+func TestRateLimit(t *testing.T) {
+	e := newEnv(t, 1, []string{"copies"})
+	const n, perSecond = 10000, 2000
+	e.synthetic(t, n)
+	j := e.start(t, replay.Spec{Filter: lookback.Filter{Topic: "orders"}, Target: replay.Target{Topic: "copies"}, Rate: perSecond})
+	if j = e.wait(t, j.ID); j.Status != replay.Done || j.Sent != n {
+		t.Fatalf("job ended %+v", j)
+	}
+	_, recs := copies(t, e.b.Addr(), "copies", j.ID)
+	if len(recs) != n {
+		t.Fatalf("%d copies, want %d", len(recs), n)
+	}
+	first, last := recs[0].Timestamp, recs[0].Timestamp
+	for _, r := range recs {
+		first, last = minTime(first, r.Timestamp), maxTime(last, r.Timestamp)
+	}
+	got := float64(n-1) / last.Sub(first).Seconds()
+	if got < perSecond*0.9 || got > perSecond*1.1 {
+		t.Fatalf("replayed at %.0f records/s (%d records in %v), want %d within 10%%", got, n, last.Sub(first), perSecond)
+	}
+
+	ev := kafka.EventOf(recs[0])
+	if string(ev.Key) == "" || string(ev.Data) == "" || ev.ID == "" || ev.Type != "order.placed" {
+		t.Fatalf("copy lost its key, value or attributes: %+v", ev)
+	}
+	if v, _ := ev.Header("tenant"); string(v) != "acme" {
+		t.Fatalf("copy lost header tenant: %v", ev.Headers)
+	}
+	if _, ok := ev.Header("traceparent"); ok {
+		t.Fatal("copy kept the original's traceparent")
+	}
+	if ev.Replay.ID != j.ID || ev.Replay.Mode != eventkit.Deduplicate {
+		t.Fatalf("copy's replay %+v, headers %v", ev.Replay, ev.Headers)
+	}
+	if n := countHeader(ev.Headers, eventkit.HeaderReplayID); n != 1 {
+		t.Fatalf("copy has %d replay id headers, want its own only", n)
+	}
+}
+
+func countHeader(hs []eventkit.Header, key string) (n int) {
+	for _, h := range hs {
+		if h.Key == key {
+			n++
+		}
+	}
+	return n
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// Once Cancel returns, the job is cancelled and none of its records can
+// reach the target any more: a sentinel written after it is the last
+// record, and the job's records before it are exactly the ones it counted
+// as sent.
+func TestCancel(t *testing.T) {
+	e := newEnv(t, 1, []string{"copies"})
+	e.synthetic(t, 2000)
+	j := e.start(t, replay.Spec{Filter: lookback.Filter{Topic: "orders"}, Target: replay.Target{Topic: "copies"}, Rate: 200})
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if got, _ := e.r.Get(context.Background(), j.ID); got.Sent < 100 {
+			return fmt.Errorf("sent %d", got.Sent)
+		}
+		return nil
+	})
+	ctx := context.Background()
+	j, err := e.r.Cancel(ctx, j.ID, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Status != replay.Cancelled || j.FinishedAt == nil || j.Sent >= j.Matched {
+		t.Fatalf("cancelled job %+v", j)
+	}
+	testkit.Produce(t, e.cl, &kgo.Record{Topic: "copies", Value: []byte("sentinel")})
+	all := testkit.ReadAll(t, e.b.Addr(), "copies")
+	if last := all[len(all)-1]; string(last.Value) != "sentinel" {
+		t.Fatalf("last record %q at %d, want the sentinel", last.Value, last.Offset)
+	}
+	if _, mine := copies(t, e.b.Addr(), "copies", j.ID); int64(len(mine)) != j.Sent || len(all) != len(mine)+1 {
+		t.Fatalf("%d copies before the sentinel, %d records in all, job counted %d sent", len(mine), len(all), j.Sent)
+	}
+	if _, err := e.r.Cancel(ctx, j.ID, ops); !errors.Is(err, replay.ErrJobFinished) {
+		t.Fatalf("second cancel: %v, want ErrJobFinished", err)
+	}
+	entries, err := e.audit.List(ctx, lookback.AuditQuery{Action: "replay.cancel"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 || entries[0].Outcome == "cancelled" || entries[1].Outcome != "cancelled" || entries[1].Actor != "ops" {
+		t.Fatalf("audit of the cancels: %+v", entries)
+	}
+}
+
+// A dry run counts and samples, and produces nothing.
+func TestDryRun(t *testing.T) {
+	e := newEnv(t, 1, []string{"copies"})
+	e.synthetic(t, 300)
+	spec := replay.Spec{Filter: lookback.Filter{Topic: "orders", Partition: ptr(int32(1))}, Target: replay.Target{Topic: "copies"}, DryRun: true}
+	matched, sample, err := e.r.DryRun(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if matched != 100 || len(sample) != 10 || sample[0].Partition != 1 || sample[0].Offset != 0 {
+		t.Fatalf("dry run: %d matched, sample of %d starting %+v", matched, len(sample), sample[0])
+	}
+	if _, err := e.r.Start(context.Background(), spec, ops); !errors.Is(err, replay.ErrInvalidSpec) {
+		t.Fatalf("Start of a dry run: %v, want ErrInvalidSpec", err)
+	}
+	if ends := testkit.EndOffsets(t, e.cl, "copies"); ends[0] != 0 {
+		t.Fatalf("dry run produced %d records", ends[0])
+	}
+	if jobs, _ := e.r.List(context.Background()); len(jobs) != 0 {
+		t.Fatalf("dry run made jobs %+v", jobs)
+	}
+}
+
+func TestStartRefusesBadSpecs(t *testing.T) {
+	e := newEnv(t, 1, []string{"copies"})
+	for name, spec := range map[string]replay.Spec{
+		"no target":     {},
+		"two targets":   {Target: replay.Target{Topic: "copies", Group: "g"}},
+		"unknown mode":  {Target: replay.Target{Topic: "copies"}, Mode: "again"},
+		"negative rate": {Target: replay.Target{Topic: "copies"}, Rate: -1},
+		"missing topic": {Target: replay.Target{Topic: "nope"}},
+		"from after to": {Target: replay.Target{Topic: "copies"}, Filter: lookback.Filter{From: time.Now(), To: time.Now().Add(-time.Hour)}},
+		"bad partition": {Target: replay.Target{Topic: "copies"}, Filter: lookback.Filter{Partition: ptr(int32(-1))}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := e.r.Start(context.Background(), spec, ops); !errors.Is(err, replay.ErrInvalidSpec) {
+				t.Fatalf("Start: %v, want ErrInvalidSpec", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,460 @@
+package replay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/eventkit/eventkit/kafka"
+	"github.com/eventkit/eventkit/lookback"
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Actor is who asks for a replay or its cancellation, as the audit log
+// records them.
+type Actor struct {
+	Name string
+	Role string
+}
+
+// Runner runs replay jobs: it reads their records from the archive, page by
+// page, and produces copies to their target with the replay headers, at
+// their rate, keeping each job's progress in a [JobStore]. Run owns every
+// job's goroutine; a job that Run leaves unfinished (the process stopped or
+// crashed) is resumed by the next Run on the same store.
+//
+// # Exactly once across restarts
+//
+// A job checkpoints the archive cursor after a prefix of records that Kafka
+// acknowledged, together with Floors: per target partition, the offset
+// after the last record of that prefix. Records produced after the
+// checkpoint can only lie at or above the floor, because a partition keeps
+// the order of one producer's writes and franz-go's idempotent producer
+// never reorders or duplicates them. A resumed job first reads the target
+// from the floors to the end and collects the origins of the records that
+// carry its own replay id; it then resumes the query at the cursor and
+// counts those origins as sent instead of producing them again. The scan
+// covers at most the records of one checkpoint interval and what was in
+// flight, whatever the size of the job.
+//
+// Kafka transactions would make a checkpoint and its records commit
+// together only if the checkpoint lived in Kafka and every consumer read
+// committed records only; the agent reads uncommitted ones, which would
+// deliver the records of an aborted transaction and then their resent
+// copies. The scan needs nothing of consumers. Its one window is a produce
+// request that a crashed process had already sent but the broker handles
+// only after the restarted job's scan began: a restart takes far longer
+// than the broker needs to handle what is already on its socket.
+type Runner struct {
+	cl      *kgo.Client
+	archive lookback.Archive
+	store   JobStore
+	cfg     cfg
+
+	ready chan struct{} // closed once Run has begun
+
+	mu   sync.Mutex
+	base context.Context // Run's context; nil outside Run
+	wg   sync.WaitGroup  // every job goroutine
+	live map[string]*liveJob
+}
+
+// NewRunner returns a Runner that reads archive, keeps its jobs in store
+// and produces through cl. The client stays the caller's to close; keep
+// its idempotent writes on (franz-go's default) and its default
+// partitioner, which places records by key hash as the original producers
+// did.
+func NewRunner(cl *kgo.Client, archive lookback.Archive, store JobStore, opts ...Opt) *Runner {
+	c := defaultCfg()
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	return &Runner{cl: cl, archive: archive, store: store, cfg: c, ready: make(chan struct{}), live: make(map[string]*liveJob)}
+}
+
+// liveJob is a job this Runner is running.
+type liveJob struct {
+	mu  sync.Mutex
+	job Job // as last persisted
+
+	sent, failed atomic.Int64
+	cancel       context.CancelFunc
+	cancelled    atomic.Pointer[Actor] // set by Cancel before cancel()
+	done         chan struct{}
+}
+
+func (l *liveJob) snapshot() Job {
+	l.mu.Lock()
+	j := l.job
+	l.mu.Unlock()
+	if j.Status == Running {
+		j.Sent, j.Failed = l.sent.Load(), l.failed.Load()
+		j.Matched = max(j.Matched, j.Sent+j.Failed)
+	}
+	return j
+}
+
+// Run resumes the store's running jobs, runs the jobs [Runner.Start]
+// adds, and returns once ctx is done and every job goroutine has stopped.
+// Jobs stopped so stay running in the store, checkpointed, for the next
+// Run. Run returns an error only when it cannot list the jobs to resume.
+// A Runner runs once.
+func (r *Runner) Run(ctx context.Context) error {
+	r.mu.Lock()
+	select {
+	case <-r.ready:
+		r.mu.Unlock()
+		return errors.New("replay runner: Run called twice")
+	default:
+	}
+	r.base = ctx
+	r.mu.Unlock()
+	close(r.ready)
+	defer func() {
+		r.mu.Lock()
+		r.base = nil
+		r.mu.Unlock()
+		r.wg.Wait()
+	}()
+
+	jobs, err := r.store.Jobs(ctx, Running)
+	if err != nil {
+		return fmt.Errorf("replay runner: list running jobs: %w", err)
+	}
+	for _, j := range jobs {
+		if !r.cfg.resume(j.ID) {
+			continue
+		}
+		r.cfg.logger.Info("resuming replay job", "id", j.ID, "target", j.Target.String(), "sent", j.Sent, "matched", j.Matched)
+		if err := r.launch(j, true); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// Ready is closed once Run has begun, so that Start can be called.
+func (r *Runner) Ready() <-chan struct{} { return r.ready }
+
+// launch starts j's goroutine under Run.
+func (r *Runner) launch(j Job, resume bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.base == nil || r.base.Err() != nil {
+		return ErrNotRunning
+	}
+	ctx, cancel := context.WithCancel(r.base)
+	l := &liveJob{job: j, cancel: cancel, done: make(chan struct{})}
+	l.sent.Store(j.Sent)
+	l.failed.Store(j.Failed)
+	r.live[j.ID] = l
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(l.done)
+		defer cancel()
+		r.execute(ctx, l, resume)
+		r.mu.Lock()
+		delete(r.live, j.ID)
+		r.mu.Unlock()
+	}()
+	return nil
+}
+
+// Start validates spec, prepares its target (creating a group's replay
+// topic when missing), counts the records it matches, stores the job and
+// starts it. It fails matching [ErrInvalidSpec] for a spec that cannot run
+// and [ErrNotRunning] outside Run.
+func (r *Runner) Start(ctx context.Context, spec Spec, actor Actor) (Job, error) {
+	if spec.DryRun {
+		return Job{}, &matchErr{"a dry run starts no job: ask DryRun", ErrInvalidSpec}
+	}
+	if err := spec.Validate(); err != nil {
+		return Job{}, err
+	}
+	if !r.running() {
+		return Job{}, ErrNotRunning
+	}
+	now := r.cfg.now()
+	spec = spec.withDefaults()
+	if spec.Filter.To.IsZero() {
+		// A job replays what the archive held when it started, so that a
+		// busy topic cannot keep it going for ever.
+		spec.Filter.To = now
+	}
+	topic := spec.Target.TopicName()
+	adm := kadm.NewClient(r.cl)
+	if err := r.prepareTarget(ctx, adm, spec); err != nil {
+		return Job{}, err
+	}
+	matched, err := r.archive.Count(ctx, spec.Filter)
+	if err != nil {
+		return Job{}, fmt.Errorf("replay: count: %w", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return Job{}, fmt.Errorf("replay: end offsets of %s: %w", topic, err)
+	}
+	floors := make(map[int32]int64)
+	ends.Each(func(o kadm.ListedOffset) { floors[o.Partition] = o.Offset })
+
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Job{}, fmt.Errorf("replay: new id: %w", err)
+	}
+	j := Job{
+		ID: id.String(), Status: Running, Matched: matched,
+		Target: spec.Target, Mode: spec.Mode, CreatedBy: actor.Name, CreatedAt: now,
+		Spec: spec, Checkpoint: Checkpoint{Floors: floors},
+	}
+	if err := r.store.CreateJob(ctx, j); err != nil {
+		return Job{}, fmt.Errorf("replay: store job: %w", err)
+	}
+	r.audit(ctx, actor, "replay.start", j, map[string]any{"spec": spec, "matched": matched}, "ok")
+	if err := r.launch(j, false); err != nil {
+		// Run ended between the check and here: the stored job resumes
+		// with the next Run.
+		return j, err
+	}
+	return j, nil
+}
+
+func (r *Runner) running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.base != nil && r.base.Err() == nil
+}
+
+// prepareTarget checks that a topic target exists (nothing creates topics
+// automatically), and creates a group's replay topic when it is missing,
+// sized as the group's agents would: like the widest topic the group
+// consumes.
+func (r *Runner) prepareTarget(ctx context.Context, adm *kadm.Client, spec Spec) error {
+	if spec.Target.Topic != "" {
+		if _, err := kafka.PartitionCount(ctx, adm, spec.Target.Topic); err != nil {
+			return &matchErr{fmt.Sprintf("target %v", err), ErrInvalidSpec}
+		}
+		return nil
+	}
+	n, err := r.widestSource(ctx, adm, spec)
+	if err != nil {
+		return err
+	}
+	return kafka.EnsureTopic(ctx, adm, spec.Target.TopicName(), n)
+}
+
+// widestSource returns the partition count of the widest topic the group
+// committed offsets on; for a group that never committed, of the widest
+// topic the job may read (the filter's topic, else every archived one) as
+// the cluster has it, or as the archive saw it where the cluster no longer
+// has it.
+func (r *Runner) widestSource(ctx context.Context, adm *kadm.Client, spec Spec) (int32, error) {
+	var topics []string
+	if committed, err := adm.FetchOffsets(ctx, spec.Target.Group); err == nil {
+		for _, t := range committed.Partitions().Topics() {
+			if !isEventkitTopic(t) {
+				topics = append(topics, t)
+			}
+		}
+	}
+	archived := make(map[string]int32)
+	if len(topics) == 0 {
+		stats, err := r.archive.Topics(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("replay: archived topics: %w", err)
+		}
+		for _, s := range stats {
+			if spec.Filter.Topic == "" || s.Topic == spec.Filter.Topic {
+				topics = append(topics, s.Topic)
+				archived[s.Topic] = s.Partitions
+			}
+		}
+	}
+	widest := int32(1)
+	if len(topics) == 0 {
+		return widest, nil
+	}
+	details, err := adm.ListTopics(ctx, topics...)
+	if err != nil {
+		return 0, fmt.Errorf("replay: describe %v: %w", topics, err)
+	}
+	for _, t := range topics {
+		if td, ok := details[t]; ok && td.Err == nil {
+			widest = max(widest, int32(len(td.Partitions)))
+		} else {
+			widest = max(widest, archived[t])
+		}
+	}
+	return widest, nil
+}
+
+func isEventkitTopic(t string) bool {
+	return len(t) >= len("eventkit.") && t[:len("eventkit.")] == "eventkit."
+}
+
+// DryRun counts the records spec matches and returns the first few of
+// them (SampleSize), oldest first, without producing anything.
+func (r *Runner) DryRun(ctx context.Context, spec Spec) (matched int64, sample []lookback.Record, err error) {
+	if err := spec.Validate(); err != nil {
+		return 0, nil, err
+	}
+	if matched, err = r.archive.Count(ctx, spec.Filter); err != nil {
+		return 0, nil, fmt.Errorf("replay: count: %w", err)
+	}
+	if matched == 0 || r.cfg.sample == 0 {
+		return matched, []lookback.Record{}, nil
+	}
+	page, err := r.archive.Query(ctx, lookback.Query{Filter: spec.Filter, Order: lookback.Asc, Limit: r.cfg.sample})
+	if err != nil {
+		return 0, nil, fmt.Errorf("replay: sample: %w", err)
+	}
+	return matched, page.Records, nil
+}
+
+// Get returns the job with that id, with live counters while this Runner
+// runs it; an unknown id fails matching [ErrJobNotFound].
+func (r *Runner) Get(ctx context.Context, id string) (Job, error) {
+	if l := r.liveJob(id); l != nil {
+		return l.snapshot(), nil
+	}
+	return r.store.Job(ctx, id)
+}
+
+// List returns every job, newest first, with live counters for those this
+// Runner runs.
+func (r *Runner) List(ctx context.Context) ([]Job, error) {
+	jobs, err := r.store.Jobs(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	for i := range jobs {
+		if l := r.liveJob(jobs[i].ID); l != nil {
+			jobs[i] = l.snapshot()
+		}
+	}
+	return jobs, nil
+}
+
+func (r *Runner) liveJob(id string) *liveJob {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.live[id]
+}
+
+// Wait returns the job once it has stopped running in this Runner (or at
+// once when it does not run here).
+func (r *Runner) Wait(ctx context.Context, id string) (Job, error) {
+	if l := r.liveJob(id); l != nil {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return Job{}, ctx.Err()
+		}
+	}
+	return r.store.Job(ctx, id)
+}
+
+// Cancel stops a running job and returns it once none of its records can
+// be produced any more: its in-flight records have been acknowledged or
+// failed, and its counters are final. A job that has ended fails matching
+// [ErrJobFinished]. A job running in another process is marked cancelled in
+// the store, and that process stops it at its next checkpoint.
+func (r *Runner) Cancel(ctx context.Context, id string, actor Actor) (Job, error) {
+	l := r.liveJob(id)
+	if l == nil {
+		return r.cancelStored(ctx, id, actor)
+	}
+	l.cancelled.Store(&actor)
+	l.cancel()
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+		return Job{}, ctx.Err()
+	}
+	j, err := r.store.Job(ctx, id)
+	if err != nil {
+		return Job{}, err
+	}
+	if j.Status != Cancelled {
+		// It ended by itself before the cancel took.
+		r.audit(ctx, actor, "replay.cancel", j, nil, "conflict: "+string(j.Status))
+		return j, fmt.Errorf("job %s is %s: %w", id, j.Status, ErrJobFinished)
+	}
+	return j, nil
+}
+
+func (r *Runner) cancelStored(ctx context.Context, id string, actor Actor) (Job, error) {
+	j, err := r.store.Job(ctx, id)
+	if err != nil {
+		return Job{}, err
+	}
+	if j.Status == Running {
+		ended := j
+		at := r.cfg.now()
+		ended.Status, ended.FinishedAt = Cancelled, &at
+		err = r.store.UpdateJob(ctx, ended)
+		switch {
+		case err == nil:
+			r.audit(ctx, actor, "replay.cancel", ended, nil, "ok")
+			return ended, nil
+		case !errors.Is(err, ErrJobFinished):
+			return Job{}, fmt.Errorf("replay: cancel %s: %w", id, err)
+		}
+		if j, err = r.store.Job(ctx, id); err != nil { // it ended meanwhile
+			return Job{}, err
+		}
+	}
+	r.audit(ctx, actor, "replay.cancel", j, nil, "conflict: "+string(j.Status))
+	return j, fmt.Errorf("job %s is %s: %w", id, j.Status, ErrJobFinished)
+}
+
+// audit records an action; a failure to record is logged, since the action
+// itself has happened.
+func (r *Runner) audit(ctx context.Context, actor Actor, action string, j Job, detail map[string]any, outcome string) {
+	if r.cfg.audit == nil {
+		return
+	}
+	d := map[string]any{"target": j.Target, "mode": j.Mode, "matched": j.Matched, "sent": j.Sent, "failed": j.Failed}
+	for k, v := range detail {
+		d[k] = v
+	}
+	b, _ := json.Marshal(d)
+	e := lookback.AuditEntry{Actor: actor.Name, Role: actor.Role, Action: action, Target: j.ID, Detail: string(b), Outcome: outcome}
+	if _, err := r.cfg.audit.Record(context.WithoutCancel(ctx), e); err != nil {
+		r.cfg.logger.Error("replay audit not recorded", "action", action, "id", j.ID, "err", err)
+	}
+}
+
+// finish ends a job in the store and audits its outcome.
+func (r *Runner) finish(ctx context.Context, l *liveJob, j Job, status Status, by Actor, cause error) {
+	at := r.cfg.now()
+	j.Status, j.FinishedAt = status, &at
+	j.Matched = max(j.Matched, j.Sent+j.Failed)
+	ctx = context.WithoutCancel(ctx)
+	if err := r.store.UpdateJob(ctx, j); err != nil {
+		r.cfg.logger.Error("replay job end not stored", "id", j.ID, "status", status, "err", err)
+		return
+	}
+	l.mu.Lock()
+	l.job = j
+	l.mu.Unlock()
+	outcome := string(status)
+	if cause != nil {
+		outcome += ": " + cause.Error()
+	}
+	action := "replay.finish"
+	if status == Cancelled {
+		action = "replay.cancel"
+	}
+	r.audit(ctx, by, action, j, nil, outcome)
+	r.cfg.logger.Info("replay job ended", "id", j.ID, "status", status, "matched", j.Matched, "sent", j.Sent, "failed", j.Failed, "err", cause)
+}
