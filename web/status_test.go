@@ -110,6 +110,10 @@ func (rig *controlRig) awaitHalt(t *testing.T) eventkit.HaltStatus {
 	if h.Topic != "orders" || h.Partition != 0 || h.Offset != 2 || h.ID != "e-2" || !strings.Contains(h.Cause, "poison") || h.Attempts != 2 || h.Since.IsZero() {
 		t.Fatalf("halt %+v", h)
 	}
+	// An agent reports a halt at once, not at its next tick.
+	if late := time.Since(h.Since); late > 5*time.Second {
+		t.Errorf("the halt showed %v after it happened, want within 5s", late)
+	}
 	return h
 }
 
@@ -138,6 +142,19 @@ func TestHaltedPartitionSkippedFromTheUI(t *testing.T) {
 	}
 	if status, b := rig.do("POST", "/api/v1/groups/g/partitions/orders/x/skip", operatorToken, strings.NewReader(`{"offset": 2}`)); status != http.StatusBadRequest {
 		t.Errorf("partition x: %d %s, want 400", status, b)
+	}
+	// In the UI a viewer sees the banner without the buttons, and may not
+	// post them either.
+	viewer := func(req *http.Request) { req.AddCookie(&http.Cookie{Name: "eventkit_session", Value: viewerToken}) }
+	if status, b := rig.send("GET", "/groups/g/status", nil, viewer); status != http.StatusOK || !strings.Contains(string(b), "e-2") || strings.Contains(string(b), "Skip…") {
+		t.Errorf("viewer's status page: %d, buttons shown or no banner: %s", status, b)
+	}
+	form := func(req *http.Request) {
+		viewer(req)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if status, b := rig.send("POST", "/groups/g/partitions/orders/0/skip", strings.NewReader("offset=2"), form); status != http.StatusForbidden {
+		t.Errorf("viewer's skip from the UI: %d %s", status, b)
 	}
 	if hs := rig.halts(); len(hs) != 1 || hs[0].Offset != 2 || rig.handled("e-3") {
 		t.Fatalf("after refused commands: halts %+v, e-3 handled %v", hs, rig.handled("e-3"))
