@@ -16,6 +16,7 @@ import (
 	"github.com/eventkit/eventkit"
 	"github.com/eventkit/eventkit/consumer"
 	"github.com/eventkit/eventkit/internal/testkit"
+	"github.com/eventkit/eventkit/kafka"
 	"github.com/eventkit/eventkit/lookback"
 	"github.com/eventkit/eventkit/web"
 	"github.com/prometheus/client_golang/prometheus"
@@ -275,4 +276,56 @@ func TestStatusWithoutBoard(t *testing.T) {
 	if status, b := f.do("POST", "/api/v1/groups/g/partitions/orders/0/skip", operatorToken, strings.NewReader(`{"offset": 1}`)); status != http.StatusServiceUnavailable {
 		t.Fatalf("skip: %d %s", status, b)
 	}
+}
+
+// A member that dies without a word drops off the status page three of its
+// intervals after its last report, by the board's clock; the partition it
+// held shows under the member that took it over.
+func TestDeadMemberLeavesTheStatusPage(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	board, err := lookback.NewStatus([]string{b.Addr()}, lookback.StatusClientOpts(testkit.ClientOpts()...), lookback.StatusClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Go(t, board.Run)
+	f := newFixture(t, web.StatusBoard(board))
+	report := func(member string, partitions ...int32) {
+		st := eventkit.AgentStatus{Group: "g", MemberID: member, Host: member + "-host", UpdatedAt: time.Now(), Interval: eventkit.Duration(time.Second)}
+		for _, p := range partitions {
+			st.Partitions = append(st.Partitions, eventkit.PartitionStatus{Topic: "orders", Partition: p, Committed: -1, End: -1})
+		}
+		data, _ := json.Marshal(st)
+		testkit.Produce(t, cl, kafka.RecordOf(eventkit.StatusTopic, &eventkit.Event{
+			ID: member + st.UpdatedAt.String(), Source: "/test", Type: eventkit.TypeAgentStatus, Key: []byte("g"), Data: data,
+		}))
+	}
+	page := func() string {
+		_, body := f.send("GET", "/groups/g/status?refresh=off", nil, func(req *http.Request) {
+			req.AddCookie(&http.Cookie{Name: "eventkit_session", Value: viewerToken})
+		})
+		return string(body)
+	}
+	report("dying", 1)
+	report("heir", 0)
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if p := page(); !strings.Contains(p, "dying-host") || !strings.Contains(p, "heir-host") {
+			return errors.New("both members not on the page yet")
+		}
+		return nil
+	})
+	mu.Lock()
+	now = now.Add(3500 * time.Millisecond) // past three of their 1 s intervals
+	mu.Unlock()
+	report("heir", 0, 1) // the heir reports on; the dying member does not
+	testkit.Eventually(t, 30*time.Second, func() error {
+		p := page()
+		if strings.Contains(p, "dying") || !strings.Contains(p, "<td>orders/1</td><td>heir</td>") {
+			return fmt.Errorf("page still shows the dead member or not the heir's partition: %s", p)
+		}
+		return nil
+	})
 }
