@@ -134,10 +134,14 @@ func TestUIInChromium(t *testing.T) {
 }
 
 // saveScreenshot writes shot to screenshotPath unless the picture there
-// already looks the same: rewriting it on every run would leave the work
-// tree changed after each test run for a picture nobody can tell apart.
-func saveScreenshot(t *testing.T, shot []byte) {
-	old, err := os.ReadFile(screenshotPath)
+// already looks the same.
+func saveScreenshot(t *testing.T, shot []byte) { saveScreenshotAt(t, screenshotPath, shot) }
+
+// saveScreenshotAt writes shot to path unless the picture there already
+// looks the same: rewriting it on every run would leave the work tree
+// changed after each test run for a picture nobody can tell apart.
+func saveScreenshotAt(t *testing.T, path string, shot []byte) {
+	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
 	}
@@ -149,12 +153,12 @@ func saveScreenshot(t *testing.T, shot []byte) {
 		if diff < 0.005 {
 			return
 		}
-		t.Logf("screenshot: %.1f%% of the pixels changed; writing %s", 100*diff, screenshotPath)
+		t.Logf("screenshot: %.1f%% of the pixels changed; writing %s", 100*diff, path)
 	}
-	if err := os.MkdirAll(filepath.Dir(screenshotPath), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(screenshotPath, shot, 0o644); err != nil {
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -164,7 +168,7 @@ func saveScreenshot(t *testing.T, shot []byte) {
 func pixelDiff(a, b []byte) (float64, error) {
 	ia, err := png.Decode(bytes.NewReader(a))
 	if err != nil {
-		return 0, fmt.Errorf("decode %s: %w", screenshotPath, err)
+		return 0, fmt.Errorf("decode the old screenshot: %w", err)
 	}
 	ib, err := png.Decode(bytes.NewReader(b))
 	if err != nil {

@@ -45,6 +45,7 @@ type cfg struct {
 	maxBody      int64
 	listDataMax  int
 	secureCookie bool
+	status       StatusSource
 }
 
 func defaultCfg() cfg {
@@ -117,7 +118,7 @@ func New(archive lookback.Archive, audit lookback.AuditLog, tokens *Tokens, opts
 	s.crossOrigin.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, true, fmt.Errorf("%w: cross-origin request refused", ErrForbidden))
 	}))
-	for _, rt := range s.routes() {
+	for _, rt := range append(s.routes(), s.statusRoutes()...) {
 		s.handle(rt)
 	}
 	return s

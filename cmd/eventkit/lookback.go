@@ -146,6 +146,12 @@ func startLookback(ctx context.Context, c *lookbackConfig) (*runningLookback, er
 		st.close()
 		return nil, err
 	}
+	board, err := lookback.NewStatus(splitList(c.kafka.brokers), lookback.StatusLogger(c.log),
+		lookback.StatusClientOpts(append([]kgo.Opt{kgo.ClientID("eventkit-lookback-status")}, kopts...)...))
+	if err != nil {
+		st.close()
+		return nil, err
+	}
 	lb := &runningLookback{}
 	ingestCtx, stopIngest := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -156,6 +162,13 @@ func startLookback(ctx context.Context, c *lookbackConfig) (*runningLookback, er
 			c.log.Error("lookback ingest stopped", "err", lb.ingestErr)
 		}
 	}()
+	// The status board runs beside the ingest and stops with it; it only
+	// ever returns on its context, so it has no say in readiness.
+	boardDone := make(chan struct{})
+	go func() {
+		defer close(boardDone)
+		_ = board.Run(ingestCtx)
+	}()
 	ready := func(context.Context) error {
 		select {
 		case <-done:
@@ -164,11 +177,12 @@ func startLookback(ctx context.Context, c *lookbackConfig) (*runningLookback, er
 			return nil
 		}
 	}
-	srv := web.New(st.archive, st.audit, tokens, web.Logger(c.log), web.Metrics(reg, reg), web.Ready(ready))
+	srv := web.New(st.archive, st.audit, tokens, web.Logger(c.log), web.Metrics(reg, reg), web.Ready(ready), web.StatusBoard(board))
 	addr, stopHTTP, err := serveHTTP("lookback", "--listen", c.listen, srv, c.log)
 	if err != nil {
 		stopIngest()
 		<-done
+		<-boardDone
 		st.close()
 		return nil, err
 	}
@@ -179,6 +193,7 @@ func startLookback(ctx context.Context, c *lookbackConfig) (*runningLookback, er
 		stopHTTP()
 		stopIngest()
 		<-done
+		<-boardDone
 		st.close()
 	}
 	return lb, nil

@@ -39,6 +39,7 @@ func TestLookbackServe(t *testing.T) {
 		{"/api/v1/topics", "bob-secret-0123456789", 200},
 		{"/api/v1/audit", "alice-secret-0123456789", 200},
 		{"/api/v1/events?limit=0", "bob-secret-0123456789", 400},
+		{"/api/v1/groups/billing/status", "bob-secret-0123456789", 200}, // 503 without the status board
 	} {
 		if got, _ := httpGet(t, base+c.path, c.token); got != c.want {
 			t.Errorf("GET %s: %d, want %d", c.path, got, c.want)
