@@ -45,6 +45,7 @@ type cfg struct {
 	maxBody      int64
 	listDataMax  int
 	secureCookie bool
+	replays      replayDeps // see Replays and Admin, in replays.go
 }
 
 func defaultCfg() cfg {
@@ -120,6 +121,7 @@ func New(archive lookback.Archive, audit lookback.AuditLog, tokens *Tokens, opts
 	for _, rt := range s.routes() {
 		s.handle(rt)
 	}
+	s.mountReplays()
 	return s
 }
 

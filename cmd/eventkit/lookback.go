@@ -17,6 +17,7 @@ import (
 	"github.com/eventkit/eventkit/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -164,9 +165,36 @@ func startLookback(ctx context.Context, c *lookbackConfig) (*runningLookback, er
 			return nil
 		}
 	}
-	srv := web.New(st.archive, st.audit, tokens, web.Logger(c.log), web.Metrics(reg, reg), web.Ready(ready))
+	// Replay jobs run beside the ingest on a plain producing client of
+	// their own, over the same database, so a restarted lookback resumes
+	// the jobs it was running.
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.ClientID("eventkit-lookback-replay")}, kopts...)...)
+	if err != nil {
+		stopIngest()
+		<-done
+		st.close()
+		return nil, err
+	}
+	runner := replay.NewRunner(cl, st.archive, st.jobs, replay.Audit(st.audit), replay.Logger(c.log))
+	runnerCtx, stopRunner := context.WithCancel(context.Background())
+	runnerDone := make(chan struct{})
+	go func() {
+		defer close(runnerDone)
+		if err := runner.Run(runnerCtx); err != nil {
+			c.log.Error("replay runner stopped", "err", err)
+		}
+	}()
+	<-runner.Ready() // a replay asked for at once starts instead of answering 503
+	stopJobs := func() {
+		stopRunner()
+		<-runnerDone // every job has stored its checkpoint
+		cl.Close()
+	}
+	srv := web.New(st.archive, st.audit, tokens, web.Logger(c.log), web.Metrics(reg, reg), web.Ready(ready),
+		web.Replays(runner), web.Admin(kadm.NewClient(cl)))
 	addr, stopHTTP, err := serveHTTP("lookback", "--listen", c.listen, srv, c.log)
 	if err != nil {
+		stopJobs()
 		stopIngest()
 		<-done
 		st.close()
@@ -174,9 +202,11 @@ func startLookback(ctx context.Context, c *lookbackConfig) (*runningLookback, er
 	}
 	lb.addr = addr
 	// The API stops first, so that no request reads a closing database;
-	// the ingest then drains and commits before the database closes.
+	// the replay jobs and the ingest then drain and commit before the
+	// database closes.
 	lb.stop = func() {
 		stopHTTP()
+		stopJobs()
 		stopIngest()
 		<-done
 		st.close()
