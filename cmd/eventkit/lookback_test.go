@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -53,6 +54,33 @@ func TestLookbackServe(t *testing.T) {
 		}
 		return nil
 	})
+	// The archived event replays to a group through the API, and the
+	// groups show, the ingest's own among them.
+	req, err := http.NewRequest("POST", base+"/api/v1/replays", strings.NewReader(`{"filter": {"key": "acct-9"}, "target": {"group": "billing"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer alice-secret-0123456789")
+	resp, err := (&http.Client{Timeout: waitLimit}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var job struct{ ID, Status string }
+	err = json.NewDecoder(resp.Body).Decode(&job)
+	resp.Body.Close()
+	if resp.StatusCode != 202 || err != nil || job.ID == "" {
+		t.Fatalf("POST /api/v1/replays: %d %+v %v", resp.StatusCode, job, err)
+	}
+	testkit.Eventually(t, waitLimit, func() error {
+		_, body := httpGet(t, base+"/api/v1/replays/"+job.ID, "bob-secret-0123456789")
+		if !strings.Contains(body, `"status":"done"`) || !strings.Contains(body, `"sent":1`) {
+			return fmt.Errorf("job: %s", body)
+		}
+		return nil
+	})
+	if code, body := httpGet(t, base+"/api/v1/groups", "bob-secret-0123456789"); code != 200 || !strings.Contains(body, `"group":"eventkit-lookback"`) {
+		t.Errorf("GET /api/v1/groups: %d %s", code, body)
+	}
 	if code := p.signal(syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0; stderr: %s", code, p.stderr.String())
 	}
