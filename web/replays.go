@@ -134,9 +134,6 @@ func decodeBody(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data after the object")
-	}
 	if err == nil {
 		if _, rerr := dec.Token(); rerr != io.EOF {
 			err = errors.New("trailing data after the object")
@@ -404,10 +401,12 @@ func (s *Server) uiCancelReplay(w http.ResponseWriter, r *http.Request) error {
 }
 
 // addPages parses more pages over the layout, before the server serves.
+// Their links escape group names and ids as one path segment each: a
+// group's name may hold any character, '/' and '?' too.
 func (u *ui) addPages(names ...string) {
 	base := u.pages["error"] // the layout with its functions; its content is replaced
 	for _, name := range names {
-		t := template.Must(base.Clone())
+		t := template.Must(base.Clone()).Funcs(template.FuncMap{"segment": url.PathEscape})
 		u.pages[name] = template.Must(t.ParseFS(uiFS, "ui/"+name+".html"))
 	}
 }

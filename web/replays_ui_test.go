@@ -140,6 +140,16 @@ func TestOffsetResetForm(t *testing.T) {
 	if status, page := post(operatorToken, url.Values{"action": {"plan"}, "to": {"time"}, "value": {"yesterday"}}); status != 400 || !strings.Contains(page, "RFC 3339") {
 		t.Errorf("a bad time: %d, want 400 with the reason", status)
 	}
+
+	// A group name is one path segment of its links, whatever it holds.
+	rf.commit("team/a b?", "orders", 1)
+	link := "/groups/" + url.PathEscape("team/a b?")
+	if status, page := rf.page(viewerToken, "/groups"); status != 200 || !strings.Contains(page, `href="`+link+`"`) {
+		t.Fatalf("groups page: %d, no link %s in %s", status, link, page)
+	}
+	if status, page := rf.page(viewerToken, link); status != 200 || !strings.Contains(page, `action="`+link+`/offsets"`) {
+		t.Errorf("GET %s: %d %s", link, status, page)
+	}
 }
 
 // TestReplayForm: a viewer sees the form disabled and why; a form the
@@ -147,16 +157,10 @@ func TestOffsetResetForm(t *testing.T) {
 func TestReplayForm(t *testing.T) {
 	rf := newReplayFixture(t, "orders")
 	rf.archivePast("orders", 2)
-	get := func(who, path string) (int, string) {
-		status, body := rf.send("GET", path, nil, func(r *http.Request) {
-			r.AddCookie(&http.Cookie{Name: "eventkit_session", Value: who})
-		})
-		return status, string(body)
-	}
-	if status, page := get(viewerToken, "/replays"); status != 200 || !strings.Contains(page, `id="viewer-note"`) || !strings.Contains(page, "disabled") {
+	if status, page := rf.page(viewerToken, "/replays"); status != 200 || !strings.Contains(page, `id="viewer-note"`) || !strings.Contains(page, "disabled") {
 		t.Errorf("viewer's replays page: %d, want the form disabled with a note", status)
 	}
-	if status, page := get(operatorToken, "/replays"); status != 200 || strings.Contains(page, `id="viewer-note"`) {
+	if status, page := rf.page(operatorToken, "/replays"); status != 200 || strings.Contains(page, `id="viewer-note"`) {
 		t.Errorf("operator's replays page: %d, want the form enabled", status)
 	}
 	for _, c := range []struct{ form, reason string }{
@@ -173,7 +177,16 @@ func TestReplayForm(t *testing.T) {
 			t.Errorf("POST /replays %s: %d, want 400 with the form and %q", c.form, status, c.reason)
 		}
 	}
-	if status, _ := get(operatorToken, "/replays/nope"); status != 404 {
+	if status, _ := rf.page(operatorToken, "/replays/nope"); status != 404 {
 		t.Errorf("unknown job page: %d, want 404", status)
 	}
+}
+
+// page GETs a UI page signed in with token.
+func (f *fixture) page(token, path string) (int, string) {
+	f.t.Helper()
+	status, body := f.send("GET", path, nil, func(r *http.Request) {
+		r.AddCookie(&http.Cookie{Name: "eventkit_session", Value: token})
+	})
+	return status, string(body)
 }
