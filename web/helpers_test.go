@@ -37,6 +37,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, opts ...web.Opt) *fixture {
 	t.Helper()
+	return newFixtureWith(t, nil, opts...)
+}
+
+// newFixtureWith is newFixture with the options more gives once the
+// fixture's database is open, such as a replay runner over its archive.
+func newFixtureWith(t *testing.T, more func(*fixture) []web.Opt, opts ...web.Opt) *fixture {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "lookback.db"))
@@ -53,6 +60,9 @@ func newFixture(t *testing.T, opts ...web.Opt) *fixture {
 		t.Fatal(err)
 	}
 	opts = append([]web.Opt{web.Logger(testkit.Logger(t)), web.Metrics(f.reg, f.reg), web.ListDataMax(64)}, opts...)
+	if more != nil {
+		opts = append(opts, more(f)...)
+	}
 	f.server = web.New(f.archive, f.audit, tokens, opts...)
 	f.srv = httptest.NewServer(f.server)
 	t.Cleanup(f.srv.Close)

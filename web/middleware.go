@@ -85,6 +85,7 @@ func (s *Server) authenticate(rt route, next http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
+			r = r.WithContext(withAuditNotes(r.Context()))
 			sw := &statusWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
 			s.record(r, p, action, outcome(sw.status))
@@ -115,7 +116,7 @@ func (s *Server) record(r *http.Request, p principal, action, outcome string) {
 	if len(target) > 2048 {
 		target = target[:2048]
 	}
-	detail, _ := json.Marshal(map[string]string{"remote": r.RemoteAddr})
+	detail, _ := json.Marshal(auditDetail(r.Context(), r.RemoteAddr))
 	e := lookback.AuditEntry{
 		At: s.cfg.now().UTC(), Actor: actor, Role: p.role.String(),
 		Action: action, Target: target, Detail: string(detail), Outcome: outcome,

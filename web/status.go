@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
 	"net/http"
 	"net/url"
@@ -69,14 +68,6 @@ func (s *Server) statusRoutes() []route {
 		)
 	}
 	return rs
-}
-
-// addPages parses the named pages over the layout. They are cloned from
-// the error page, the one page every server has, before any is executed.
-func (u *ui) addPages(names ...string) {
-	for _, name := range names {
-		u.pages[name] = template.Must(template.Must(u.pages["error"].Clone()).ParseFS(uiFS, "ui/"+name+".html"))
-	}
 }
 
 type partitionJSON struct {

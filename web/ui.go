@@ -191,13 +191,7 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	for _, rec := range res.Records {
-		body.Rows = append(body.Rows, eventRow{
-			Link:        eventPath(rec.Topic, rec.Partition, rec.Offset),
-			Coordinates: rec.Topic + "/" + strconv.Itoa(int(rec.Partition)) + "/" + strconv.FormatInt(rec.Offset, 10),
-			Time:        rec.Timestamp.UTC().Format("2006-01-02 15:04:05.000Z"),
-			Key:         showBytes(rec.Key, 60), Type: rec.Type, ID: rec.ID, Source: rec.Source, Subject: rec.Subject,
-			Preview: showBytes(rec.Value, previewLen),
-		})
+		body.Rows = append(body.Rows, rowOf(rec))
 	}
 	if res.NextCursor != "" {
 		next := q
@@ -211,6 +205,17 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	body.Searched = true
 	return s.ui.render(w, r, http.StatusOK, "events", p)
+}
+
+// rowOf shows rec as a line of the events browser.
+func rowOf(rec lookback.Record) eventRow {
+	return eventRow{
+		Link:        eventPath(rec.Topic, rec.Partition, rec.Offset),
+		Coordinates: rec.Topic + "/" + strconv.Itoa(int(rec.Partition)) + "/" + strconv.FormatInt(rec.Offset, 10),
+		Time:        rec.Timestamp.UTC().Format("2006-01-02 15:04:05.000Z"),
+		Key:         showBytes(rec.Key, 60), Type: rec.Type, ID: rec.ID, Source: rec.Source, Subject: rec.Subject,
+		Preview: showBytes(rec.Value, previewLen),
+	}
 }
 
 func slicesDeleteEmpty(vs []string) []string {

@@ -46,6 +46,7 @@ type cfg struct {
 	listDataMax  int
 	secureCookie bool
 	status       StatusSource
+	replays      replayDeps // see Replays and Admin, in replays.go
 }
 
 func defaultCfg() cfg {
@@ -121,6 +122,7 @@ func New(archive lookback.Archive, audit lookback.AuditLog, tokens *Tokens, opts
 	for _, rt := range append(s.routes(), s.statusRoutes()...) {
 		s.handle(rt)
 	}
+	s.mountReplays()
 	return s
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/eventkit/eventkit/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -177,23 +178,54 @@ func startLookback(ctx context.Context, c *lookbackConfig) (*runningLookback, er
 			return nil
 		}
 	}
-	srv := web.New(st.archive, st.audit, tokens, web.Logger(c.log), web.Metrics(reg, reg), web.Ready(ready), web.StatusBoard(board))
-	addr, stopHTTP, err := serveHTTP("lookback", "--listen", c.listen, srv, c.log)
-	if err != nil {
+	// stopBackground stops the ingest and the status board and waits for
+	// both: the ingest drains and commits before the database closes.
+	stopBackground := func() {
 		stopIngest()
 		<-done
 		<-boardDone
+	}
+	// Replay jobs run beside the ingest on a plain producing client of
+	// their own, over the same database, so a restarted lookback resumes
+	// the jobs it was running.
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.ClientID("eventkit-lookback-replay")}, kopts...)...)
+	if err != nil {
+		stopBackground()
+		st.close()
+		return nil, err
+	}
+	runner := replay.NewRunner(cl, st.archive, st.jobs, replay.Audit(st.audit), replay.Logger(c.log))
+	runnerCtx, stopRunner := context.WithCancel(context.Background())
+	runnerDone := make(chan struct{})
+	go func() {
+		defer close(runnerDone)
+		if err := runner.Run(runnerCtx); err != nil {
+			c.log.Error("replay runner stopped", "err", err)
+		}
+	}()
+	<-runner.Ready() // a replay asked for at once starts instead of answering 503
+	stopJobs := func() {
+		stopRunner()
+		<-runnerDone // every job has stored its checkpoint
+		cl.Close()
+	}
+	srv := web.New(st.archive, st.audit, tokens, web.Logger(c.log), web.Metrics(reg, reg), web.Ready(ready),
+		web.StatusBoard(board), web.Replays(runner), web.Admin(kadm.NewClient(cl)))
+	addr, stopHTTP, err := serveHTTP("lookback", "--listen", c.listen, srv, c.log)
+	if err != nil {
+		stopJobs()
+		stopBackground()
 		st.close()
 		return nil, err
 	}
 	lb.addr = addr
 	// The API stops first, so that no request reads a closing database;
-	// the ingest then drains and commits before the database closes.
+	// the replay jobs and the ingest then drain and commit before the
+	// database closes.
 	lb.stop = func() {
 		stopHTTP()
-		stopIngest()
-		<-done
-		<-boardDone
+		stopJobs()
+		stopBackground()
 		st.close()
 	}
 	return lb, nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -54,6 +55,19 @@ func TestLookbackServe(t *testing.T) {
 		}
 		return nil
 	})
+	// The archived event replays to a group through the API, and the
+	// groups show, the ingest's own among them.
+	job := startReplay(t, base, "alice-secret-0123456789", `{"filter": {"key": "acct-9"}, "target": {"group": "billing"}}`)
+	testkit.Eventually(t, waitLimit, func() error {
+		_, body := httpGet(t, base+"/api/v1/replays/"+job.ID, "bob-secret-0123456789")
+		if !strings.Contains(body, `"status":"done"`) || !strings.Contains(body, `"sent":1`) {
+			return fmt.Errorf("job: %s", body)
+		}
+		return nil
+	})
+	if code, body := httpGet(t, base+"/api/v1/groups", "bob-secret-0123456789"); code != 200 || !strings.Contains(body, `"group":"eventkit-lookback"`) {
+		t.Errorf("GET /api/v1/groups: %d %s", code, body)
+	}
 	if code := p.signal(syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0; stderr: %s", code, p.stderr.String())
 	}
@@ -84,4 +98,94 @@ func httpGet(t *testing.T, url, token string) (int, string) {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	return resp.StatusCode, string(b)
+}
+
+// TestLookbackResumesReplay stops lookback while a replay it started runs,
+// starts it again on the same database, and finds every matched event
+// replayed exactly once.
+func TestLookbackResumesReplay(t *testing.T) {
+	_, broker := startBroker(t, "--topics", "orders")
+	db := "sqlite://" + filepath.Join(t.TempDir(), "lookback.db")
+	env := []string{"EVENTKIT_TOKENS=alice:operator:alice-secret-0123456789"}
+	listen := freeAddr(t)
+	serve := func() *proc {
+		p := startEnv(t, env, "lookback", "serve", "--brokers", broker, "--db", db, "--listen", listen)
+		p.until("ready")
+		return p
+	}
+	p := serve()
+	base := "http://" + listen
+	const n = 8
+	mustRun(t, strings.Repeat(`{"amount":1}`+"\n", n), "produce", "--brokers", broker, "--topic", "orders")
+	testkit.Eventually(t, waitLimit, func() error {
+		_, body := httpGet(t, base+"/api/v1/events?topic=orders&limit=100", "alice-secret-0123456789")
+		if c := strings.Count(body, `"amount":1`); c != n {
+			return fmt.Errorf("%d of %d archived", c, n)
+		}
+		return nil
+	})
+	job := startReplay(t, base, "alice-secret-0123456789", `{"filter": {"topic": "orders"}, "target": {"group": "billing"}, "rate": 2}`)
+	jobState := func() string {
+		_, body := httpGet(t, base+"/api/v1/replays/"+job.ID, "alice-secret-0123456789")
+		return body
+	}
+	testkit.Eventually(t, waitLimit, func() error { // part of it sent, part still to go
+		if body := jobState(); strings.Contains(body, `"sent":0,`) || !strings.Contains(body, `"status":"running"`) {
+			return fmt.Errorf("job: %s", body)
+		}
+		return nil
+	})
+	if code := p.signal(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d after SIGTERM; stderr: %s", code, p.stderr.String())
+	}
+
+	p = serve()
+	testkit.Eventually(t, waitLimit, func() error {
+		if body := jobState(); !strings.Contains(body, `"status":"done"`) {
+			return fmt.Errorf("job after the restart: %s", body)
+		}
+		return nil
+	})
+	copies := make(map[string]int)
+	for _, r := range testkit.ReadAll(t, broker, "eventkit.replay.billing") {
+		for _, h := range r.Headers {
+			if h.Key == "eventkit-replay-origin" {
+				copies[string(h.Value)]++
+			}
+		}
+	}
+	if len(copies) != n {
+		t.Errorf("copies of %d events, want %d", len(copies), n)
+	}
+	for origin, c := range copies {
+		if c != 1 {
+			t.Errorf("%s replayed %d times, want once", origin, c)
+		}
+	}
+	if code := p.signal(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d after SIGTERM; stderr: %s", code, p.stderr.String())
+	}
+}
+
+// replayJob is the part of a replay job these tests read.
+type replayJob struct{ ID, Status string }
+
+// startReplay starts a replay through lookback's API at base, wanting 202.
+func startReplay(t *testing.T, base, token, body string) replayJob {
+	t.Helper()
+	req, err := http.NewRequest("POST", base+"/api/v1/replays", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := (&http.Client{Timeout: waitLimit}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var job replayJob
+	if err := json.NewDecoder(resp.Body).Decode(&job); resp.StatusCode != 202 || err != nil || job.ID == "" {
+		t.Fatalf("POST /api/v1/replays %s: %d %+v %v", body, resp.StatusCode, job, err)
+	}
+	return job
 }
