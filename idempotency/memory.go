@@ -19,6 +19,13 @@ const memoryPruneEvery = time.Minute
 // MemoryStore is a [Store] in the process's memory, for tests, single-node
 // deployments that accept losing the state on restart, and benchmarks. It
 // is also a [Pruner].
+//
+// A store holds a record for every event of the retention period, millions
+// of them on a busy node, so records are laid out for the garbage
+// collector: each is a value in its shard's map with no pointer of its own
+// (times as Unix nanoseconds, the owner as an index into the shard's few
+// owners), leaving the key as the only pointer the collector follows per
+// record. The rare results live in a map of their own.
 type MemoryStore struct {
 	seed   maphash.Seed
 	shards [memoryShards]memoryShard
@@ -26,21 +33,23 @@ type MemoryStore struct {
 
 type memoryShard struct {
 	mu        sync.Mutex
-	records   map[string]*record
+	records   map[string]record
+	results   map[string][]byte // of done records that have one
+	owners    []string          // record.owner indexes this
+	ownerIDs  map[string]uint32
 	nextPrune time.Time
 	_         [64]byte // keep shards on separate cache lines
 }
 
-// record is one key's state.
+// record is one key's state; the zero record is absent.
 type record struct {
-	state     State
-	owner     string
+	until     int64 // lease deadline, Unix ns
+	doneAt    int64 // Unix ns
+	expire    int64 // Unix ns
 	token     int64
 	attempt   int
-	until     time.Time
-	doneAt    time.Time
-	expire    time.Time
-	result    []byte
+	owner     uint32
+	state     State
 	takenOver bool
 }
 
@@ -48,7 +57,10 @@ type record struct {
 func NewMemoryStore() *MemoryStore {
 	m := &MemoryStore{seed: maphash.MakeSeed()}
 	for i := range m.shards {
-		m.shards[i].records = make(map[string]*record)
+		s := &m.shards[i]
+		s.records = make(map[string]record)
+		s.results = make(map[string][]byte)
+		s.ownerIDs = make(map[string]uint32)
 	}
 	return m
 }
@@ -67,34 +79,61 @@ func (m *MemoryStore) Claim(_ context.Context, r ClaimRequest) (Outcome, error) 
 		s.nextPrune = r.Now.Add(memoryPruneEvery)
 	}
 	rec := s.records[r.Key]
-	if rec == nil {
-		rec = &record{}
-		s.records[r.Key] = rec
+	switch rec.state {
+	case Done:
+		return Outcome{Status: AlreadyDone, DoneAt: time.Unix(0, rec.doneAt), Result: s.results[r.Key]}, nil
+	case Claimed:
+		if rec.until > r.Now.UnixNano() {
+			return Outcome{Status: HeldElsewhere, Claim: s.asClaim(r.Key, rec)}, nil
+		}
 	}
-	return rec.claim(r), nil
+	rec.takenOver = rec.state == Claimed
+	rec.state = Claimed
+	rec.owner = s.ownerID(r.Owner)
+	rec.token++
+	rec.attempt++
+	rec.until = r.Until.UnixNano()
+	rec.expire = r.Expire.UnixNano()
+	s.records[r.Key] = rec
+	// The caller's Until is returned as given, not as read back.
+	c := Claim{Key: r.Key, Owner: r.Owner, Token: rec.token, Attempt: rec.attempt, Deadline: r.Until}
+	return Outcome{Status: Acquired, Claim: c, TakenOver: rec.takenOver}, nil
 }
 
 // Complete implements [Store].
 func (m *MemoryStore) Complete(_ context.Context, c Claim, d Completion) error {
-	return m.update(c.Key, func(rec *record) error { return rec.complete(c, d) })
+	s := m.shard(c.Key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.records[c.Key]
+	switch {
+	case ok && rec.state == Claimed && s.holds(rec, c):
+		rec.state = Done
+		rec.doneAt = d.At.UnixNano()
+		rec.expire = d.Expire.UnixNano()
+		s.records[c.Key] = rec
+		if d.Result != nil {
+			s.results[c.Key] = append([]byte(nil), d.Result...)
+		}
+		return nil
+	case ok && rec.state == Done && s.holds(rec, c):
+		return nil // marked already, by a transactional variant
+	}
+	return ErrFenced
 }
 
 // Release implements [Store].
 func (m *MemoryStore) Release(_ context.Context, c Claim) error {
-	return m.update(c.Key, func(rec *record) error { return rec.release(c) })
-}
-
-// update applies fn to key's record under its shard's lock; a mark of an
-// absent key is fenced.
-func (m *MemoryStore) update(key string, fn func(*record) error) error {
-	s := m.shard(key)
+	s := m.shard(c.Key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec := s.records[key]
-	if rec == nil {
+	rec, ok := s.records[c.Key]
+	if !ok || rec.state != Claimed || !s.holds(rec, c) {
 		return ErrFenced
 	}
-	return fn(rec)
+	rec.state = Released
+	s.records[c.Key] = rec
+	return nil
 }
 
 // Prune implements [Pruner].
@@ -118,71 +157,37 @@ func (m *MemoryStore) Prune(_ context.Context, now time.Time, limit int) (int, e
 
 // pruneLocked removes up to limit (all when negative) expired records.
 func (s *memoryShard) pruneLocked(now time.Time, limit int) int {
+	t := now.UnixNano()
 	n := 0
 	for k, rec := range s.records {
 		if n == limit {
 			break
 		}
-		if rec.expired(now) {
+		// Past its expiry, with no live lease.
+		if rec.expire < t && (rec.state != Claimed || rec.until <= t) {
 			delete(s.records, k)
+			delete(s.results, k)
 			n++
 		}
 	}
 	return n
 }
 
-// claim applies a claim request to the record; a zero record is absent.
-func (rec *record) claim(r ClaimRequest) Outcome {
-	switch rec.state {
-	case Done:
-		return Outcome{Status: AlreadyDone, DoneAt: rec.doneAt, Result: rec.result}
-	case Claimed:
-		if rec.until.After(r.Now) {
-			return Outcome{Status: HeldElsewhere, Claim: rec.asClaim(r.Key)}
-		}
+// ownerID interns owner: a shard sees one owner per node that claimed in it.
+func (s *memoryShard) ownerID(owner string) uint32 {
+	id, ok := s.ownerIDs[owner]
+	if !ok {
+		id = uint32(len(s.owners))
+		s.owners = append(s.owners, owner)
+		s.ownerIDs[owner] = id
 	}
-	rec.takenOver = rec.state == Claimed
-	rec.state = Claimed
-	rec.owner = r.Owner
-	rec.token++
-	rec.attempt++
-	rec.until = r.Until
-	rec.expire = r.Expire
-	return Outcome{Status: Acquired, Claim: rec.asClaim(r.Key), TakenOver: rec.takenOver}
+	return id
 }
 
-func (rec *record) holds(c Claim) bool { return rec.owner == c.Owner && rec.token == c.Token }
-
-func (rec *record) complete(c Claim, d Completion) error {
-	switch {
-	case rec.state == Claimed && rec.holds(c):
-		rec.state = Done
-		rec.doneAt = d.At
-		rec.expire = d.Expire
-		if d.Result != nil {
-			rec.result = append([]byte(nil), d.Result...)
-		}
-		return nil
-	case rec.state == Done && rec.holds(c):
-		return nil // marked already, by a transactional variant
-	}
-	return ErrFenced
+func (s *memoryShard) holds(rec record, c Claim) bool {
+	return rec.token == c.Token && s.owners[rec.owner] == c.Owner
 }
 
-func (rec *record) release(c Claim) error {
-	if rec.state != Claimed || !rec.holds(c) {
-		return ErrFenced
-	}
-	rec.state = Released
-	return nil
-}
-
-// expired reports whether the record may be pruned: past its expiry, with
-// no live lease.
-func (rec *record) expired(now time.Time) bool {
-	return rec.expire.Before(now) && (rec.state != Claimed || !rec.until.After(now))
-}
-
-func (rec *record) asClaim(key string) Claim {
-	return Claim{Key: key, Owner: rec.owner, Token: rec.token, Attempt: rec.attempt, Deadline: rec.until}
+func (s *memoryShard) asClaim(key string, rec record) Claim {
+	return Claim{Key: key, Owner: s.owners[rec.owner], Token: rec.token, Attempt: rec.attempt, Deadline: time.Unix(0, rec.until)}
 }

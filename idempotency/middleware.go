@@ -49,7 +49,8 @@ func Middleware(store Store, opts ...Opt) eventkit.Middleware {
 	}
 	m := newMetrics(cfg.registerer, cfg.logger)
 	return func(next eventkit.Handler) eventkit.Handler {
-		return &handler{cfg: cfg, store: store, next: next, m: m}
+		_, instant := store.(*MemoryStore)
+		return &handler{cfg: cfg, store: store, next: next, m: m, instant: instant}
 	}
 }
 
@@ -58,6 +59,9 @@ type handler struct {
 	store Store
 	next  eventkit.Handler
 	m     *metrics
+	// instant: the store answers without waiting for anything, so settling
+	// needs no deadline (a timer per event would cost more than the call).
+	instant bool
 }
 
 type claimKey struct{}
@@ -145,6 +149,9 @@ func (h *handler) Handle(ctx context.Context, ev *eventkit.Event) (err error) {
 // settleCtx outlives a cancelled handler context: a revoke must not keep
 // the outcome from being recorded.
 func (h *handler) settleCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if h.instant {
+		return context.WithoutCancel(ctx), func() {}
+	}
 	return context.WithTimeout(context.WithoutCancel(ctx), h.cfg.timeout)
 }
 
