@@ -26,7 +26,9 @@ import (
 //     runs with the claim in its context ([ClaimFrom]).
 //   - Handler success or Warn: the claim is completed, and the error
 //     returned unchanged: a warned event is done for the agent, so it is
-//     done for the store too. A refused completion ([ErrFenced]) or a
+//     done for the store too. A handler that returns nil after its own
+//     transaction marked the claim done ([MarkedDone], which the SQL
+//     stores' CompleteTx calls) is not completed again. A refused completion ([ErrFenced]) or a
 //     store failure turns into a Retry, so that the offset is not committed
 //     before some owner has recorded the event done.
 //   - Retry, Kill, an unflagged error or a panic: the claim is released
@@ -71,6 +73,7 @@ type claimKey struct{}
 type held struct {
 	claim  Claim
 	result []byte
+	marked bool // by the handler's own transaction: see MarkedDone
 }
 
 // ClaimFrom returns the claim the middleware holds for the event being
@@ -82,6 +85,23 @@ func ClaimFrom(ctx context.Context) (Claim, bool) {
 		return Claim{}, false
 	}
 	return h.claim, true
+}
+
+// MarkedDone tells the middleware that the handler's own transaction has
+// marked c, the claim it holds, done (the SQL stores' CompleteTx calls it),
+// so that the middleware sends no Complete of its own: one write less per
+// event on the store's writer.
+//
+// The middleware can not see the transaction, so the contract is the
+// handler's return value: nil means the transaction committed, and the mark
+// with it. A handler whose Commit fails must return that error (or any
+// error but a Warn): the claim is then released and the event redelivered,
+// as when nothing was marked. On a Warn the middleware completes the claim
+// as usual. A claim other than the one held is ignored.
+func MarkedDone(ctx context.Context, c Claim) {
+	if h, ok := ctx.Value(claimKey{}).(*held); ok && h.claim.Key == c.Key && h.claim.Owner == c.Owner && h.claim.Token == c.Token {
+		h.marked = true
+	}
 }
 
 // SetResult stores b with the done record when the handler succeeds; later
@@ -139,7 +159,12 @@ func (h *handler) Handle(ctx context.Context, ev *eventkit.Event) (err error) {
 	}()
 	herr := h.next.Handle(context.WithValue(ctx, claimKey{}, hd), ev)
 	switch eventkit.FlagOf(herr) {
-	case eventkit.FlagNone, eventkit.FlagWarn:
+	case eventkit.FlagNone:
+		if herr == nil && hd.marked {
+			return nil // the handler's committed transaction holds the mark
+		}
+		return h.complete(ctx, ev, hd, herr)
+	case eventkit.FlagWarn:
 		return h.complete(ctx, ev, hd, herr)
 	}
 	h.release(ctx, ev, hd.claim)

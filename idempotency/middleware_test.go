@@ -90,3 +90,87 @@ func TestMiddlewareTakeoverFencesStaleOwner(t *testing.T) {
 		t.Fatalf("%d side-effect rows from %d handler runs, want 1 from 2 (b's, and a's rolled back)", rows, calls.Load())
 	}
 }
+
+// countingStore counts the completions the middleware sends.
+type countingStore struct {
+	idempotency.Store
+	completes atomic.Int32
+}
+
+func (s *countingStore) Complete(ctx context.Context, c idempotency.Claim, d idempotency.Completion) error {
+	s.completes.Add(1)
+	return s.Store.Complete(ctx, c, d)
+}
+
+// TestMiddlewareTransactionalMark has a handler mark its claim done in its
+// own transaction: the middleware sends no completion after it, and the
+// event is done. When the handler's commit fails instead (a deferred
+// constraint refuses it), the handler returns the commit's error: the claim
+// is released, and the redelivered event runs again and commits.
+func TestMiddlewareTransactionalMark(t *testing.T) {
+	db, sqlStore := openStore(t)
+	if _, err := db.Writer().Exec(`CREATE TABLE parents (id INTEGER PRIMARY KEY);
+		CREATE TABLE effects (id INTEGER PRIMARY KEY, event TEXT NOT NULL,
+			parent INTEGER REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)`); err != nil {
+		t.Fatal(err)
+	}
+	store := &countingStore{Store: sqlStore}
+	var (
+		breakCommit atomic.Bool
+		calls       atomic.Int32
+	)
+	h := eventkit.Chain(eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		calls.Add(1)
+		claim, _ := idempotency.ClaimFrom(ctx)
+		tx, err := db.BeginTx(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		parent := any(nil)
+		if breakCommit.Load() {
+			parent = 42 // no such parent: the commit fails
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO effects (event, parent) VALUES (?, ?)`, ev.ID, parent); err != nil {
+			return err
+		}
+		if err := sqlStore.CompleteTx(ctx, tx, claim); err != nil {
+			return eventkit.Retry(err)
+		}
+		return tx.Commit()
+	}), idempotency.Middleware(store, idempotency.Group("g")))
+	ctx := context.Background()
+	effects := func() (n int) {
+		t.Helper()
+		if err := db.Reader().QueryRow(`SELECT count(*) FROM effects`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	if err := h.Handle(ctx, &eventkit.Event{ID: "e-1", Source: "/s", Topic: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := store.completes.Load(); n != 0 {
+		t.Fatalf("%d completions after a transactional mark, want 0", n)
+	}
+	if err := h.Handle(ctx, &eventkit.Event{ID: "e-1", Source: "/s", Topic: "t"}); err != nil || calls.Load() != 1 {
+		t.Fatalf("duplicate: %v after %d handler runs, want nil after 1 (skipped as done)", err, calls.Load())
+	}
+
+	breakCommit.Store(true)
+	ev := &eventkit.Event{ID: "e-2", Source: "/s", Topic: "t"}
+	if err := h.Handle(ctx, ev); err == nil {
+		t.Fatal("handler whose commit failed: nil error")
+	}
+	breakCommit.Store(false)
+	if err := h.Handle(ctx, ev); err != nil {
+		t.Fatalf("redelivery after a failed commit: %v", err)
+	}
+	if calls.Load() != 3 || effects() != 2 {
+		t.Fatalf("%d handler runs and %d effects, want 3 and 2: e-2 ran again after its commit failed", calls.Load(), effects())
+	}
+	if n := store.completes.Load(); n != 0 {
+		t.Fatalf("%d completions, want 0", n)
+	}
+}

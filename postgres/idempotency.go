@@ -87,21 +87,20 @@ func (s *IdempotencyStore) execOnce(ctx context.Context, batch []*idemsql.Call) 
 // [idempotency.ErrFenced] when c no longer holds its key; the caller must
 // then roll back. The record keeps the expiry set when it was claimed (the
 // claim time plus the middleware's retention).
+//
+// When ctx is the handler's context, CompleteTx tells the middleware
+// ([idempotency.MarkedDone]) that it need not complete the claim again: the
+// handler must then return tx.Commit's error, so that a failed commit
+// releases the event instead of losing it.
 func (s *IdempotencyStore) CompleteTx(ctx context.Context, tx pgx.Tx, c idempotency.Claim) error {
 	tag, err := tx.Exec(ctx, `UPDATE idempotency SET state = 2, done_at = $1
 		WHERE key = $2 AND owner = $3 AND token = $4 AND state = 1`, s.now(), c.Key, c.Owner, c.Token)
 	if err != nil {
 		return fmt.Errorf("idempotency: complete %s: %w", c.Key, err)
 	}
-	if tag.RowsAffected() == 1 {
-		return nil
-	}
-	rows, err := lookup(ctx, tx, []string{c.Key})
-	if err != nil {
-		return err
-	}
-	row, ok := rows[c.Key]
-	return idemsql.Settled(row, ok, c)
+	return idemsql.MarkedTx(ctx, c, tag.RowsAffected() == 1, func(ctx context.Context, keys []string) (map[string]idemsql.Row, error) {
+		return lookup(ctx, tx, keys)
+	})
 }
 
 // Prune implements [idempotency.Pruner]: it deletes up to limit records

@@ -66,6 +66,11 @@ func (s *IdempotencyStore) exec(ctx context.Context, batch []*idemsql.Call) erro
 // together. It refuses with [idempotency.ErrFenced] when c no longer holds
 // its key; the caller must then roll back. The record keeps the expiry set
 // when it was claimed (the claim time plus the middleware's retention).
+//
+// When ctx is the handler's context, CompleteTx tells the middleware
+// ([idempotency.MarkedDone]) that it need not complete the claim again: the
+// handler must then return tx.Commit's error, so that a failed commit
+// releases the event instead of losing it.
 func (s *IdempotencyStore) CompleteTx(ctx context.Context, tx *sql.Tx, c idempotency.Claim) error {
 	res, err := tx.ExecContext(ctx, `UPDATE idempotency SET state = 2, done_at = ?
 		WHERE key = ? AND owner = ? AND token = ? AND state = 1`,
@@ -73,15 +78,11 @@ func (s *IdempotencyStore) CompleteTx(ctx context.Context, tx *sql.Tx, c idempot
 	if err != nil {
 		return fmt.Errorf("idempotency: complete %s: %w", c.Key, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 1 {
-		return err
-	}
-	rows, err := lookup(ctx, tx, []string{c.Key})
+	n, err := res.RowsAffected()
 	if err != nil {
 		return err
 	}
-	row, ok := rows[c.Key]
-	return idemsql.Settled(row, ok, c)
+	return idemsql.MarkedTx(ctx, c, n == 1, batchTx{tx}.Lookup)
 }
 
 // Prune implements [idempotency.Pruner]: it deletes up to limit records

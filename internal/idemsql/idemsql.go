@@ -151,6 +151,25 @@ func Settled(row Row, found bool, c idempotency.Claim) error {
 	return idempotency.ErrFenced
 }
 
+// MarkedTx ends a transactional mark (a store's CompleteTx) whose update
+// moved the record or not: one that did not is answered from the record
+// as lookup reads it ([Settled]). A mark that holds is told to the
+// middleware ([idempotency.MarkedDone]).
+func MarkedTx(ctx context.Context, c idempotency.Claim, moved bool, lookup func(context.Context, []string) (map[string]Row, error)) error {
+	if !moved {
+		rows, err := lookup(ctx, []string{c.Key})
+		if err != nil {
+			return err
+		}
+		row, ok := rows[c.Key]
+		if err := Settled(row, ok, c); err != nil {
+			return err
+		}
+	}
+	idempotency.MarkedDone(ctx, c)
+	return nil
+}
+
 func claim(ctx context.Context, tx Tx, calls []*Call) error {
 	if len(calls) == 0 {
 		return nil

@@ -44,6 +44,11 @@ func (s *Service) handle(ctx context.Context, ev *eventkit.Event) error {
 	if _, err := s.batch.Do(ctx, w); err != nil {
 		return eventkit.Retry(err)
 	}
+	if w.claimed {
+		// The batch committed the done mark with the write: the middleware
+		// need not send a completion of its own.
+		idempotency.MarkedDone(ctx, w.claim)
+	}
 	return nil
 }
 
