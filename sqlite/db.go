@@ -95,6 +95,11 @@ func withParams(dsn string, readOnly bool) string {
 	} else {
 		q.Set("_txlock", "immediate")
 		q.Add("_pragma", "cache_size(-262144)") // 256 MiB
+		// A statement that writes many rows (the stores' multi-row upserts)
+		// keeps a statement journal to undo itself on error; in a temporary
+		// file that costs a write system call per page it touches. It
+		// serves no durability: the WAL does.
+		q.Add("_pragma", "temp_store(memory)")
 	}
 	sep := "?"
 	if strings.Contains(dsn, "?") {

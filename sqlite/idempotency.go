@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -24,12 +25,18 @@ import (
 // commit, so an answer is never given for a write that could still be lost
 // to a process crash.
 //
+// Statements are prepared once on the writer connection and reused by
+// every transaction: SQLite's parser would otherwise cost as much as the
+// statements' work. A batch is cut into chunks of a power of two rows, so
+// that a few shapes of each statement serve every batch size.
+//
 // Claim, Complete and Release are promoted from the engine every SQL store
 // shares; Close stops the writer and the pruner.
 type IdempotencyStore struct {
 	*idemsql.Engine
-	db  *DB
-	now func() time.Time
+	db    *DB
+	now   func() time.Time
+	stmts *stmtCache
 }
 
 // NewIdempotencyStore starts the store's writer and pruner on db; Close
@@ -41,9 +48,17 @@ func NewIdempotencyStore(db *DB, opts ...idempotency.StoreOpt) *IdempotencyStore
 	cfg := idemsql.DefaultConfig()
 	cfg.Apply(opts)
 	cfg.Writers = 1
-	s := &IdempotencyStore{db: db, now: cfg.Now}
+	s := &IdempotencyStore{db: db, now: cfg.Now, stmts: newStmtCache(db.write, cfg.Logger)}
 	s.Engine = idemsql.NewEngine(cfg, s.exec, s.Prune)
 	return s
+}
+
+// Close stops the writer and the pruner, then closes the prepared
+// statements. It does not close the database.
+func (s *IdempotencyStore) Close() error {
+	err := s.Engine.Close()
+	s.stmts.close()
+	return err
 }
 
 func (s *IdempotencyStore) exec(ctx context.Context, batch []*idemsql.Call) error {
@@ -51,7 +66,7 @@ func (s *IdempotencyStore) exec(ctx context.Context, batch []*idemsql.Call) erro
 	if err != nil {
 		return fmt.Errorf("idempotency: begin: %w", err)
 	}
-	if err := idemsql.Apply(ctx, batchTx{tx}, batch); err != nil {
+	if err := idemsql.Apply(ctx, batchTx{tx, s.stmts}, batch); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -72,9 +87,11 @@ func (s *IdempotencyStore) exec(ctx context.Context, batch []*idemsql.Call) erro
 // handler must then return tx.Commit's error, so that a failed commit
 // releases the event instead of losing it.
 func (s *IdempotencyStore) CompleteTx(ctx context.Context, tx *sql.Tx, c idempotency.Claim) error {
-	res, err := tx.ExecContext(ctx, `UPDATE idempotency SET state = 2, done_at = ?
-		WHERE key = ? AND owner = ? AND token = ? AND state = 1`,
-		s.now().UnixNano(), c.Key, c.Owner, c.Token)
+	st, err := s.stmts.in(ctx, tx, completeTx)
+	if err != nil {
+		return fmt.Errorf("idempotency: complete %s: %w", c.Key, err)
+	}
+	res, err := st.ExecContext(ctx, s.now().UnixNano(), c.Key, c.Owner, c.Token)
 	if err != nil {
 		return fmt.Errorf("idempotency: complete %s: %w", c.Key, err)
 	}
@@ -82,7 +99,55 @@ func (s *IdempotencyStore) CompleteTx(ctx context.Context, tx *sql.Tx, c idempot
 	if err != nil {
 		return err
 	}
-	return idemsql.MarkedTx(ctx, c, n == 1, batchTx{tx}.Lookup)
+	return idemsql.MarkedTx(ctx, c, n == 1, batchTx{tx, s.stmts}.Lookup)
+}
+
+const completeTx = `UPDATE idempotency SET state = 2, done_at = ?
+	WHERE key = ? AND owner = ? AND token = ? AND state = 1`
+
+// stmtCache holds the store's statements, prepared on the writer
+// connection when the store starts: every transaction holds that one
+// connection, so none could be prepared later outside a transaction.
+type stmtCache struct {
+	m map[string]*sql.Stmt // read-only after newStmtCache
+}
+
+func newStmtCache(db *sql.DB, log *slog.Logger) *stmtCache {
+	c := &stmtCache{m: map[string]*sql.Stmt{}}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	qs := []string{completeTx}
+	for n := maxRows; n > 0; n >>= 1 {
+		for kind := range statementParts {
+			qs = append(qs, statement(kind, n))
+		}
+	}
+	for _, q := range qs {
+		st, err := db.Prepare(q)
+		if err != nil {
+			// Not fatal: in prepares it in each transaction instead.
+			log.Warn("idempotency: prepare", "error", err)
+			continue
+		}
+		c.m[q] = st
+	}
+	return c
+}
+
+// in returns q prepared for tx: database/sql reuses the statement prepared
+// on the writer connection, which tx runs on.
+func (c *stmtCache) in(ctx context.Context, tx *sql.Tx, q string) (*sql.Stmt, error) {
+	if st, ok := c.m[q]; ok {
+		return tx.StmtContext(ctx, st), nil
+	}
+	return tx.PrepareContext(ctx, q)
+}
+
+func (c *stmtCache) close() {
+	for _, st := range c.m {
+		st.Close()
+	}
 }
 
 // Prune implements [idempotency.Pruner]: it deletes up to limit records
@@ -100,15 +165,28 @@ func (s *IdempotencyStore) Prune(ctx context.Context, now time.Time, limit int) 
 
 // maxRows bounds the rows of one statement, well below SQLite's limit on
 // parameters.
-const maxRows = 1000
+const maxRows = 512
+
+// shapeRows is how many of n rows the next statement takes: a power of two,
+// so that each statement has a few prepared shapes.
+func shapeRows(n int) int {
+	c := maxRows
+	for c > n {
+		c >>= 1
+	}
+	return c
+}
 
 // batchTx runs the engine's statements in SQLite's dialect.
-type batchTx struct{ tx *sql.Tx }
+type batchTx struct {
+	tx    *sql.Tx
+	stmts *stmtCache
+}
 
 func (b batchTx) Finish(ctx context.Context, to idempotency.State, fs []idemsql.Finish) (map[string]int64, error) {
 	moved := make(map[string]int64, len(fs))
 	for len(fs) > 0 {
-		chunk := fs[:min(len(fs), maxRows)]
+		chunk := fs[:shapeRows(len(fs))]
 		fs = fs[len(chunk):]
 		var (
 			q    string
@@ -127,7 +205,7 @@ func (b batchTx) Finish(ctx context.Context, to idempotency.State, fs []idemsql.
 				args = append(args, f.Claim.Key, f.Claim.Owner, f.Claim.Token)
 			}
 		}
-		if err := scanKeys(ctx, b.tx, q, args, func(rows *sql.Rows) error {
+		if err := scanKeys(ctx, b, q, args, func(rows *sql.Rows) error {
 			var (
 				key string
 				tok int64
@@ -147,14 +225,14 @@ func (b batchTx) Finish(ctx context.Context, to idempotency.State, fs []idemsql.
 func (b batchTx) Claim(ctx context.Context, rs []idempotency.ClaimRequest, now time.Time) (map[string]idemsql.Acquired, error) {
 	got := make(map[string]idemsql.Acquired, len(rs))
 	for len(rs) > 0 {
-		chunk := rs[:min(len(rs), maxRows)]
+		chunk := rs[:shapeRows(len(rs))]
 		rs = rs[len(chunk):]
 		args := make([]any, 0, 4*len(chunk)+1)
 		for _, r := range chunk {
 			args = append(args, r.Key, r.Owner, r.Until.UnixNano(), r.Expire.UnixNano())
 		}
 		args = append(args, now.UnixNano())
-		if err := scanKeys(ctx, b.tx, statement("claim", len(chunk)), args, func(rows *sql.Rows) error {
+		if err := scanKeys(ctx, b, statement("claim", len(chunk)), args, func(rows *sql.Rows) error {
 			var (
 				key string
 				a   idemsql.Acquired
@@ -172,19 +250,15 @@ func (b batchTx) Claim(ctx context.Context, rs []idempotency.ClaimRequest, now t
 }
 
 func (b batchTx) Lookup(ctx context.Context, keys []string) (map[string]idemsql.Row, error) {
-	return lookup(ctx, b.tx, keys)
-}
-
-func lookup(ctx context.Context, tx *sql.Tx, keys []string) (map[string]idemsql.Row, error) {
 	out := make(map[string]idemsql.Row, len(keys))
 	for len(keys) > 0 {
-		chunk := keys[:min(len(keys), maxRows)]
+		chunk := keys[:shapeRows(len(keys))]
 		keys = keys[len(chunk):]
 		args := make([]any, len(chunk))
 		for i, k := range chunk {
 			args[i] = k
 		}
-		if err := scanKeys(ctx, tx, statement("lookup", len(chunk)), args, func(rows *sql.Rows) error {
+		if err := scanKeys(ctx, b, statement("lookup", len(chunk)), args, func(rows *sql.Rows) error {
 			var (
 				key    string
 				r      idemsql.Row
@@ -207,8 +281,12 @@ func lookup(ctx context.Context, tx *sql.Tx, keys []string) (map[string]idemsql.
 	return out, nil
 }
 
-func scanKeys(ctx context.Context, tx *sql.Tx, q string, args []any, scan func(*sql.Rows) error) error {
-	rows, err := tx.QueryContext(ctx, q, args...)
+func scanKeys(ctx context.Context, b batchTx, q string, args []any, scan func(*sql.Rows) error) error {
+	st, err := b.stmts.in(ctx, b.tx, q)
+	if err != nil {
+		return err
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return err
 	}
