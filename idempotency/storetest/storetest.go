@@ -216,14 +216,9 @@ func testPrune(t *testing.T, s idempotency.Store) {
 		t.Skip("store does not prune")
 	}
 	// Records made at t0 expire at t0+retention; "fresh" ones a day later.
-	old := func(key string) idempotency.Claim { return claim(t, s, req(key, "a", t0), idempotency.Acquired).Claim }
-	if err := s.Complete(ctx(t), old("done-old"), done(t0, nil)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Release(ctx(t), old("released-old")); err != nil {
-		t.Fatal(err)
-	}
-	old("abandoned-old") // its owner crashed: the lease ended long ago
+	// The fresh ones are made first: a store may prune on its own during a
+	// claim, on the claim's clock, and a claim a day later would take the
+	// old records before Prune counts them.
 	later := t0.Add(24 * time.Hour)
 	fresh := claim(t, s, req("done-fresh", "a", later), idempotency.Acquired).Claim
 	if err := s.Complete(ctx(t), fresh, done(later, nil)); err != nil {
@@ -233,6 +228,14 @@ func testPrune(t *testing.T, s idempotency.Store) {
 	live := req("live", "a", later)
 	live.Expire = t0
 	claim(t, s, live, idempotency.Acquired)
+	old := func(key string) idempotency.Claim { return claim(t, s, req(key, "a", t0), idempotency.Acquired).Claim }
+	if err := s.Complete(ctx(t), old("done-old"), done(t0, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Release(ctx(t), old("released-old")); err != nil {
+		t.Fatal(err)
+	}
+	old("abandoned-old") // its owner crashed: the lease ended long ago
 
 	now := later.Add(time.Second)
 	n1, err := p.Prune(ctx(t), now, 1)
