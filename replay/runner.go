@@ -56,12 +56,18 @@ type Runner struct {
 	store   JobStore
 	cfg     cfg
 
-	ready chan struct{} // closed once Run has begun
+	ready     chan struct{} // closed once Run has resumed the stored jobs, or returned
+	readyOnce sync.Once
 
-	mu   sync.Mutex
-	base context.Context // Run's context; nil outside Run
-	wg   sync.WaitGroup  // every job goroutine
-	live map[string]*liveJob
+	mu      sync.Mutex
+	base    context.Context // Run's context; nil outside Run
+	started bool            // Run was called
+	// accepting is set once Run has listed and resumed the stored running
+	// jobs: a job Start stored during the listing would be listed too and
+	// run twice.
+	accepting bool
+	wg        sync.WaitGroup // every job goroutine
+	live      map[string]*liveJob
 }
 
 // NewRunner returns a Runner that reads archive, keeps its jobs in store
@@ -106,19 +112,18 @@ func (l *liveJob) snapshot() Job {
 // A Runner runs once.
 func (r *Runner) Run(ctx context.Context) error {
 	r.mu.Lock()
-	select {
-	case <-r.ready:
+	if r.started {
 		r.mu.Unlock()
 		return errors.New("replay runner: Run called twice")
-	default:
 	}
-	r.base = ctx
+	r.started, r.base = true, ctx
 	r.mu.Unlock()
-	close(r.ready)
+	markReady := func() { r.readyOnce.Do(func() { close(r.ready) }) }
 	defer func() {
 		r.mu.Lock()
-		r.base = nil
+		r.base, r.accepting = nil, false
 		r.mu.Unlock()
+		markReady() // a caller waiting on Ready learns Start's ErrNotRunning
 		r.wg.Wait()
 	}()
 
@@ -135,19 +140,27 @@ func (r *Runner) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	r.mu.Lock()
+	r.accepting = true
+	r.mu.Unlock()
+	markReady()
 	<-ctx.Done()
 	return nil
 }
 
-// Ready is closed once Run has begun, so that Start can be called.
+// Ready is closed once Run has resumed the stored running jobs, so that
+// Start can be called, or once Run has returned.
 func (r *Runner) Ready() <-chan struct{} { return r.ready }
 
 // launch starts j's goroutine under Run.
 func (r *Runner) launch(j Job, resume bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.base == nil || r.base.Err() != nil {
+	if r.base == nil || r.base.Err() != nil || (!resume && !r.accepting) {
 		return ErrNotRunning
+	}
+	if _, dup := r.live[j.ID]; dup {
+		return fmt.Errorf("replay: job %s is running already", j.ID)
 	}
 	ctx, cancel := context.WithCancel(r.base)
 	l := &liveJob{job: j, cancel: cancel, done: make(chan struct{})}
@@ -170,7 +183,7 @@ func (r *Runner) launch(j Job, resume bool) error {
 // Start validates spec, prepares its target (creating a group's replay
 // topic when missing), counts the records it matches, stores the job and
 // starts it. It fails matching [ErrInvalidSpec] for a spec that cannot run
-// and [ErrNotRunning] outside Run.
+// and [ErrNotRunning] outside Run or before [Runner.Ready] is closed.
 func (r *Runner) Start(ctx context.Context, spec Spec, actor Actor) (Job, error) {
 	if spec.DryRun {
 		return Job{}, &matchErr{"a dry run starts no job: ask DryRun", ErrInvalidSpec}
@@ -231,7 +244,7 @@ func (r *Runner) Start(ctx context.Context, spec Spec, actor Actor) (Job, error)
 func (r *Runner) running() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.base != nil && r.base.Err() == nil
+	return r.base != nil && r.base.Err() == nil && r.accepting
 }
 
 // prepareTarget checks that a topic target exists (nothing creates topics
