@@ -215,7 +215,7 @@ func (w *world) expected() (*expected, error) {
 			return nil, err
 		}
 		e.accounts[id] = &reports.Account{ID: a.ID, HolderName: a.Holder.Name, Country: a.Holder.Address.Country,
-			Status: a.Status, Version: a.Version, UpdatedAt: a.UpdatedAt}
+			Status: a.Status, Language: &a.Preferences.Language, Version: a.Version, UpdatedAt: a.UpdatedAt}
 		e.sent[id] = []reports.Amount{}
 	}
 	var (

@@ -29,6 +29,7 @@ type transferRow struct {
 // accountRow is what reports keeps of an account.
 type accountRow struct {
 	ID, HolderName, Country, Status string
+	Language                        string // "" when the account has none
 	Version                         int64
 	UpdatedAt                       time.Time
 }
@@ -71,9 +72,10 @@ func decodeTransfer(ev *eventkit.Event) (*transferRow, error) {
 }
 
 // accountPayload is the part of account.updated that reports reads, in
-// every schema version: v1 names the holder "name", v2 "legal_name". Fields
-// reports does not read (nickname, kyc, limits, whatever comes next) are
-// ignored, so new versions that only add fields need no change here.
+// every schema version: v1 names the holder "name", v2 "legal_name";
+// preferences.language is the same in both. Fields reports does not read
+// (nickname, kyc, limits, whatever comes next) are ignored, so new versions
+// that only add fields need no change here.
 type accountPayload struct {
 	ID        *string   `json:"id"`
 	Version   *int64    `json:"version"`
@@ -86,6 +88,9 @@ type accountPayload struct {
 			Country string `json:"country"`
 		} `json:"address"`
 	} `json:"holder"`
+	Preferences struct {
+		Language string `json:"language"`
+	} `json:"preferences"`
 }
 
 // decodeAccount reads account.updated in schema v1 or v2.
@@ -110,6 +115,6 @@ func decodeAccount(ev *eventkit.Event) (*accountRow, error) {
 	}
 	return &accountRow{
 		ID: *p.ID, HolderName: name, Country: p.Holder.Address.Country, Status: p.Status,
-		Version: *p.Version, UpdatedAt: p.UpdatedAt,
+		Language: p.Preferences.Language, Version: *p.Version, UpdatedAt: p.UpdatedAt,
 	}, nil
 }

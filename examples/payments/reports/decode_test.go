@@ -13,11 +13,13 @@ func TestDecodeAccountAcrossVersions(t *testing.T) {
 		want       *accountRow // nil: refused
 	}{
 		{"v1", `{"id": "a1", "version": 3, "updated_at": "2026-03-01T10:00:00Z", "status": "active", "nickname": "ada",
-			"holder": {"name": "Ada", "address": {"country": "GB", "city": "London"}}, "limits": {"daily_minor": 100}}`,
-			&accountRow{ID: "a1", HolderName: "Ada", Country: "GB", Status: "active", Version: 3}},
+			"holder": {"name": "Ada", "address": {"country": "GB", "city": "London"}}, "limits": {"daily_minor": 100},
+			"preferences": {"language": "en", "timezone": "Europe/London"}}`,
+			&accountRow{ID: "a1", HolderName: "Ada", Country: "GB", Status: "active", Language: "en", Version: 3}},
 		{"v2 renamed the holder name", `{"id": "a1", "version": 4, "updated_at": "2026-03-01T10:00:00Z", "status": "frozen",
-			"holder": {"legal_name": "Ada King", "address": {"country": "GB"}}, "kyc": {"risk_tier": "low"}}`,
-			&accountRow{ID: "a1", HolderName: "Ada King", Country: "GB", Status: "frozen", Version: 4}},
+			"holder": {"legal_name": "Ada King", "address": {"country": "GB"}}, "kyc": {"risk_tier": "low"},
+			"preferences": {"language": "fr"}}`,
+			&accountRow{ID: "a1", HolderName: "Ada King", Country: "GB", Status: "frozen", Language: "fr", Version: 4}},
 		{"unknown fields from a later version", `{"id": "a1", "version": 5, "updated_at": "2026-03-01T10:00:00Z",
 			"holder": {"legal_name": "Ada", "pronouns": "she", "address": {"country": "GB", "geo": [1, 2]}}, "loyalty": {"tier": 3}}`,
 			&accountRow{ID: "a1", HolderName: "Ada", Country: "GB", Version: 5}},

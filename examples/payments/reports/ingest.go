@@ -76,7 +76,23 @@ const (
 	addDaily = `INSERT INTO daily_totals (day, currency, transfers, amount_minor) VALUES (?, ?, 1, ?)
 		ON CONFLICT (day, currency) DO UPDATE SET transfers = transfers + 1, amount_minor = daily_totals.amount_minor + excluded.amount_minor`
 	// An older account.updated (by version) never overwrites a newer one.
-	upsertAccount = `INSERT INTO accounts (id, holder_name, country, status, version, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+	// The row's own version applies again (>=, not >): an account's
+	// version carries one state, so the columns already there keep their
+	// values, and a column added since, NULL after its migration, takes
+	// the value that goes with the rest of the row. That is the backfill:
+	// a replay of every archived account.updated fills the new column from
+	// each account's current version, while the older versions it also
+	// sends change nothing. A "SET language WHERE language IS NULL" path
+	// for replayed events would instead keep whichever replayed version
+	// came first, the oldest, which is wrong for an account whose language
+	// changed since.
+	upsertAccount = `INSERT INTO accounts (id, holder_name, country, status, language, version, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET holder_name = excluded.holder_name, country = excluded.country,
+			status = excluded.status, language = excluded.language, version = excluded.version, updated_at = excluded.updated_at
+		WHERE excluded.version >= accounts.version`
+	// upsertAccountV1 is upsertAccount before migration 2 added language,
+	// for a service held at schema 1 (Config.MigrateTo).
+	upsertAccountV1 = `INSERT INTO accounts (id, holder_name, country, status, version, updated_at) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET holder_name = excluded.holder_name, country = excluded.country,
 			status = excluded.status, version = excluded.version, updated_at = excluded.updated_at
 		WHERE excluded.version > accounts.version`
@@ -113,7 +129,7 @@ func (s *Service) writeBatch(ctx context.Context, batch []*groupcommit.Call[*wri
 				return err
 			}
 		}
-		if err := apply(exec, w); err != nil {
+		if err := apply(exec, w, s.schema); err != nil {
 			return err
 		}
 		applied++
@@ -125,9 +141,16 @@ func (s *Service) writeBatch(ctx context.Context, batch []*groupcommit.Call[*wri
 	return nil
 }
 
-func apply(exec func(q string, args ...any) (sql.Result, error), w *write) error {
+// schemaLanguage is the migration that added accounts.language.
+const schemaLanguage = 2
+
+func apply(exec func(q string, args ...any) (sql.Result, error), w *write, schema int64) error {
 	if a := w.account; a != nil {
-		_, err := exec(upsertAccount, a.ID, a.HolderName, a.Country, a.Status, a.Version, a.UpdatedAt.UnixMicro())
+		if schema < schemaLanguage {
+			_, err := exec(upsertAccountV1, a.ID, a.HolderName, a.Country, a.Status, a.Version, a.UpdatedAt.UnixMicro())
+			return err
+		}
+		_, err := exec(upsertAccount, a.ID, a.HolderName, a.Country, a.Status, a.Language, a.Version, a.UpdatedAt.UnixMicro())
 		return err
 	}
 	t := w.transfer

@@ -26,12 +26,16 @@ func (s *Service) routes() http.Handler {
 
 // Account is what reports knows of an account.
 type Account struct {
-	ID         string    `json:"id"`
-	HolderName string    `json:"holder_name"`
-	Country    string    `json:"country"`
-	Status     string    `json:"status"`
-	Version    int64     `json:"version"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	ID         string `json:"id"`
+	HolderName string `json:"holder_name"`
+	Country    string `json:"country"`
+	Status     string `json:"status"`
+	// Language is the holder's language, "" when they chose none; null
+	// while the database is before migration 2 or the account's row has
+	// not been backfilled since.
+	Language  *string   `json:"language"`
+	Version   int64     `json:"version"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Amount is a count and a sum of transfers in one currency.
@@ -107,11 +111,16 @@ func (s *Service) volume(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Service) account(ctx context.Context, id string) (*Account, error) {
 	var (
-		a  Account
-		us int64
+		a    Account
+		us   int64
+		lang sql.NullString
 	)
-	err := s.db.Reader().QueryRowContext(ctx, `SELECT id, holder_name, country, status, version, updated_at FROM accounts WHERE id = ?`, id).
-		Scan(&a.ID, &a.HolderName, &a.Country, &a.Status, &a.Version, &us)
+	language := "language"
+	if s.schema < schemaLanguage {
+		language = "NULL"
+	}
+	err := s.db.Reader().QueryRowContext(ctx, `SELECT id, holder_name, country, status, `+language+`, version, updated_at FROM accounts WHERE id = ?`, id).
+		Scan(&a.ID, &a.HolderName, &a.Country, &a.Status, &lang, &a.Version, &us)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -119,6 +128,9 @@ func (s *Service) account(ctx context.Context, id string) (*Account, error) {
 		return nil, err
 	}
 	a.UpdatedAt = time.UnixMicro(us).UTC()
+	if lang.Valid {
+		a.Language = &lang.String
+	}
 	return &a, nil
 }
 

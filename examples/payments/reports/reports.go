@@ -73,6 +73,12 @@ type Config struct {
 	Concurrency int
 	// Drill fails part of the handling on purpose.
 	Drill Drill
+	// MigrateTo stops the schema at this migration version; 0, the
+	// default, applies every migration. It exists for the schema-evolution
+	// walk-through and its test, which run reports as it was before a
+	// migration: the service then neither writes nor reads the columns
+	// that later versions add. A database already past it stays as it is.
+	MigrateTo int64
 	// AgentOpts are extra consumer options (timings, metrics), applied last.
 	AgentOpts []consumer.Opt
 	// ClientOpts are extra franz-go options for the agent and the admin
@@ -93,6 +99,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TransfersURL == "" {
 		errs = append(errs, errors.New("no transfers URL"))
+	}
+	if c.MigrateTo < 0 {
+		errs = append(errs, fmt.Errorf("migrate to %d: want a version, or 0 for the newest", c.MigrateTo))
 	}
 	if c.Drill.Fraction < 0 || c.Drill.Fraction > 1 {
 		errs = append(errs, fmt.Errorf("drill fraction %v: want 0 to 1", c.Drill.Fraction))
@@ -121,6 +130,9 @@ type Service struct {
 	http    *http.Client
 	written atomic.Int64
 	drilled drillCounter
+	// schema is the migration version of the database, which says which
+	// columns the statements may use.
+	schema int64
 }
 
 // New opens and migrates the database, creates the dead-letter topic when
@@ -157,7 +169,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("reports: %w", err)
 	}
 	sub, _ := fs.Sub(migrations, "migrations")
-	if err := sqlmigrate.Up(ctx, s.db.Writer(), sub, "reports_goose_db_version"); err != nil {
+	if s.schema, err = sqlmigrate.UpTo(ctx, s.db.Writer(), sub, "reports_goose_db_version", cfg.MigrateTo); err != nil {
 		return nil, fmt.Errorf("reports: %w", err)
 	}
 	if err := ensureTopic(ctx, cfg, cfg.DeadLetterTopic); err != nil {
@@ -199,6 +211,9 @@ func ensureTopic(ctx context.Context, cfg Config, topic string) error {
 
 // URL is the base URL of the report API.
 func (s *Service) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Schema is the migration version of the service's database.
+func (s *Service) Schema() int64 { return s.schema }
 
 // Stats returns what the service did so far.
 func (s *Service) Stats() Stats { return Stats{Written: s.written.Load()} }
