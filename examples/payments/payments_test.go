@@ -31,13 +31,7 @@ import (
 // across the restart, and checks that every report equals what transfers'
 // own state says, and that every malformed record was parked.
 func TestReportsAgreeWithTransfers(t *testing.T) {
-	// Registered first, so it runs after every other cleanup: the broker
-	// and the test's clients are gone by then too.
-	before := goleak.IgnoreCurrent()
-	t.Cleanup(func() {
-		http.DefaultClient.CloseIdleConnections()
-		goleak.VerifyNone(t, before)
-	})
+	checkLeaks(t)
 	b := testkit.Broker(t, 3)
 	dir := t.TempDir()
 	var tick atomic.Int64
@@ -114,6 +108,17 @@ func TestReportsAgreeWithTransfers(t *testing.T) {
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// checkLeaks fails the test if a goroutine it started outlives it. Call it
+// first, so that its cleanup runs after every other: the broker and the
+// test's clients are gone by then too.
+func checkLeaks(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		goleak.VerifyNone(t, before)
+	})
 }
 
 func startPlatform(t *testing.T, cfg payments.Config) *payments.Platform {

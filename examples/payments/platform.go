@@ -51,6 +51,10 @@ type Config struct {
 	// TransfersDrill and ReportsDrill make the services fail on purpose.
 	TransfersDrill transfers.Drill
 	ReportsDrill   reports.Drill
+	// ReportsMigrateTo holds reports' schema at this migration version (0:
+	// the newest), to run reports as it was before a migration: see
+	// reports.Config.MigrateTo and the README's "Evolving event C".
+	ReportsMigrateTo int64
 	// ClientOpts are extra franz-go options for every client.
 	ClientOpts []kgo.Opt
 	// AgentOpts are extra options for the reports agent.
@@ -110,8 +114,8 @@ func Start(ctx context.Context, cfg Config) (*Platform, error) {
 	}
 	r, err := reports.New(ctx, reports.Config{
 		Brokers: cfg.Brokers, DBPath: filepath.Join(cfg.DataDir, "reports.db"), Addr: cfg.ReportsAddr,
-		TransfersURL: t.URL(), Drill: cfg.ReportsDrill, ClientOpts: cfg.ClientOpts, AgentOpts: cfg.AgentOpts,
-		Logger: cfg.Logger,
+		TransfersURL: t.URL(), Drill: cfg.ReportsDrill, MigrateTo: cfg.ReportsMigrateTo, ClientOpts: cfg.ClientOpts,
+		AgentOpts: cfg.AgentOpts, Logger: cfg.Logger,
 	})
 	if err != nil {
 		t.Close()
