@@ -62,6 +62,7 @@ and "ready"; it runs until interrupted and then stops cleanly.`,
 	cmd.Flags().StringVar(&pay.transfersAddr, "transfers-addr", "127.0.0.1:8081", "address of the payments transfers API")
 	cmd.Flags().StringVar(&pay.reportsAddr, "reports-addr", "127.0.0.1:8082", "address of the payments reports API")
 	cmd.Flags().Float64Var(&pay.traffic, "traffic", 2, "events per second the traffic generator makes through the transfers API; 0 for none")
+	cmd.Flags().Int64Var(&pay.reportsSchema, "reports-schema", 0, "hold the reports database at this migration version (0: the newest), to walk through a schema change")
 	return cmd
 }
 

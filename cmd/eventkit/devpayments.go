@@ -14,6 +14,7 @@ import (
 type devPayments struct {
 	transfersAddr, reportsAddr string
 	traffic                    float64
+	reportsSchema              int64
 }
 
 func (d *devPayments) start(ctx context.Context, env *devEnv) (func(), error) {
@@ -23,7 +24,10 @@ func (d *devPayments) start(ctx context.Context, env *devEnv) (func(), error) {
 		TransfersAddr: d.transfersAddr,
 		ReportsAddr:   d.reportsAddr,
 		Traffic:       d.traffic,
-		Logger:        slog.New(slog.NewTextHandler(env.logOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// Held back only to walk through a schema change: the README of
+		// examples/payments shows reports before and after a migration.
+		ReportsMigrateTo: d.reportsSchema,
+		Logger:           slog.New(slog.NewTextHandler(env.logOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return nil, err
