@@ -14,6 +14,7 @@ import (
 	"github.com/eventkit/eventkit/examples/payments/events"
 	"github.com/eventkit/eventkit/examples/payments/reports"
 	"github.com/eventkit/eventkit/examples/payments/transfers"
+	"github.com/eventkit/eventkit/internal/pgtest"
 	"github.com/eventkit/eventkit/internal/testkit"
 	"github.com/eventkit/eventkit/lookback"
 	"github.com/eventkit/eventkit/replay"
@@ -28,7 +29,13 @@ import (
 // a replay of the archived account.updated to the reports group, in
 // reprocess mode, fills it for every account with what transfers says,
 // changes no other column, and reaches no one but reports.
-func TestEvolutionBackfill(t *testing.T) {
+func TestEvolutionBackfill(t *testing.T) { testEvolution(t, "") }
+
+// TestEvolutionBackfillPostgres is the same with reports on PostgreSQL; it
+// skips where no PostgreSQL server is installed.
+func TestEvolutionBackfillPostgres(t *testing.T) { testEvolution(t, pgtest.DSN(t)) }
+
+func testEvolution(t *testing.T, pgDSN string) {
 	checkLeaks(t)
 	ctx := t.Context()
 	b := testkit.Broker(t, 3)
@@ -36,6 +43,7 @@ func TestEvolutionBackfill(t *testing.T) {
 	cfg := payments.Config{
 		Brokers:          []string{b.Addr()},
 		DataDir:          dir,
+		ReportsPostgres:  pgDSN,
 		AccountVersion:   1,
 		ReportsMigrateTo: 1, // reports as it was before it kept the language
 		ClientOpts:       testkit.ClientOpts(),

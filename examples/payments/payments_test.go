@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"reflect"
 	"slices"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/eventkit/eventkit/examples/payments/events"
 	"github.com/eventkit/eventkit/examples/payments/reports"
 	"github.com/eventkit/eventkit/examples/payments/transfers"
+	"github.com/eventkit/eventkit/internal/pgtest"
 	"github.com/eventkit/eventkit/internal/testkit"
 	"github.com/eventkit/eventkit/kafka"
 	"go.uber.org/goleak"
@@ -30,15 +32,24 @@ import (
 // in reports), stops it mid-stream, switches account.updated from v1 to v2
 // across the restart, and checks that every report equals what transfers'
 // own state says, and that every malformed record was parked.
-func TestReportsAgreeWithTransfers(t *testing.T) {
+func TestReportsAgreeWithTransfers(t *testing.T) { testReportsAgree(t, "") }
+
+// TestReportsAgreeWithTransfersPostgres is the same with reports on
+// PostgreSQL; it skips where no PostgreSQL server is installed.
+func TestReportsAgreeWithTransfersPostgres(t *testing.T) { testReportsAgree(t, pgtest.DSN(t)) }
+
+// testReportsAgree runs the test above with reports on SQLite, or on
+// PostgreSQL at pgDSN.
+func testReportsAgree(t *testing.T, pgDSN string) {
 	checkLeaks(t)
 	b := testkit.Broker(t, 3)
 	dir := t.TempDir()
 	var tick atomic.Int64
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	cfg := payments.Config{
-		Brokers: []string{b.Addr()},
-		DataDir: dir,
+		Brokers:         []string{b.Addr()},
+		DataDir:         dir,
+		ReportsPostgres: pgDSN,
 		// 37 minutes a call spreads the transfers over several days.
 		Now:            func() time.Time { return start.Add(time.Duration(tick.Add(1)) * 37 * time.Minute) },
 		AccountVersion: 1,
@@ -113,6 +124,8 @@ func TestReportsAgreeWithTransfers(t *testing.T) {
 // checkLeaks fails the test if a goroutine it started outlives it. Call it
 // first, so that its cleanup runs after every other: the broker and the
 // test's clients are gone by then too.
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
 func checkLeaks(t *testing.T) {
 	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() {

@@ -39,6 +39,9 @@ type Config struct {
 	Brokers []string
 	// DataDir holds both services' databases. Required.
 	DataDir string
+	// ReportsPostgres, a PostgreSQL DSN, keeps reports' rows there instead
+	// of in SQLite under DataDir.
+	ReportsPostgres string
 	// TransfersAddr and ReportsAddr are the HTTP listen addresses.
 	// Default "127.0.0.1:0" each.
 	TransfersAddr, ReportsAddr string
@@ -112,11 +115,15 @@ func Start(ctx context.Context, cfg Config) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := reports.New(ctx, reports.Config{
-		Brokers: cfg.Brokers, DBPath: filepath.Join(cfg.DataDir, "reports.db"), Addr: cfg.ReportsAddr,
+	rcfg := reports.Config{
+		Brokers: cfg.Brokers, DBPath: filepath.Join(cfg.DataDir, "reports.db"), PostgresDSN: cfg.ReportsPostgres, Addr: cfg.ReportsAddr,
 		TransfersURL: t.URL(), Drill: cfg.ReportsDrill, MigrateTo: cfg.ReportsMigrateTo, ClientOpts: cfg.ClientOpts,
 		AgentOpts: cfg.AgentOpts, Logger: cfg.Logger,
-	})
+	}
+	if rcfg.PostgresDSN != "" {
+		rcfg.DBPath = ""
+	}
+	r, err := reports.New(ctx, rcfg)
 	if err != nil {
 		t.Close()
 		return nil, err

@@ -74,7 +74,7 @@ const (
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status, completed_at = excluded.completed_at
 		WHERE transfers.status = 'pending' AND excluded.status <> 'pending'`
 	addDaily = `INSERT INTO daily_totals (day, currency, transfers, amount_minor) VALUES (?, ?, 1, ?)
-		ON CONFLICT (day, currency) DO UPDATE SET transfers = transfers + 1, amount_minor = daily_totals.amount_minor + excluded.amount_minor`
+		ON CONFLICT (day, currency) DO UPDATE SET transfers = daily_totals.transfers + 1, amount_minor = daily_totals.amount_minor + excluded.amount_minor`
 	// An older account.updated (by version) never overwrites a newer one.
 	// The row's own version applies again (>=, not >): an account's
 	// version carries one state, so the columns already there keep their
@@ -102,39 +102,29 @@ const (
 // transaction. A write whose claim was fenced off (another owner took the
 // event over) is left out and told to retry; the rest commit.
 func (s *Service) writeBatch(ctx context.Context, batch []*groupcommit.Call[*write, struct{}]) error {
-	tx, err := s.db.BeginTx(ctx)
+	tx, err := s.st.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	defer tx.Rollback()
-	stmts := map[string]*sql.Stmt{}
-	exec := func(q string, args ...any) (sql.Result, error) {
-		st, ok := stmts[q]
-		if !ok {
-			if st, err = tx.PrepareContext(ctx, q); err != nil {
-				return nil, err
-			}
-			stmts[q] = st
-		}
-		return st.ExecContext(ctx, args...)
-	}
+	defer tx.rollback(ctx)
+	exec := func(q string, args ...any) (int64, error) { return tx.exec(ctx, q, args...) }
 	applied := 0
 	for _, c := range batch {
 		w := c.Req
 		if w.claimed {
-			if err := s.idem.CompleteTx(ctx, tx, w.claim); errors.Is(err, idempotency.ErrFenced) {
+			if err := tx.complete(ctx, w.claim); errors.Is(err, idempotency.ErrFenced) {
 				c.Err = eventkit.Retry(err)
 				continue
 			} else if err != nil {
 				return err
 			}
 		}
-		if err := apply(exec, w, s.schema); err != nil {
+		if err := apply(exec, w, s.st.schema); err != nil {
 			return err
 		}
 		applied++
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	s.written.Add(int64(applied))
@@ -144,7 +134,7 @@ func (s *Service) writeBatch(ctx context.Context, batch []*groupcommit.Call[*wri
 // schemaLanguage is the migration that added accounts.language.
 const schemaLanguage = 2
 
-func apply(exec func(q string, args ...any) (sql.Result, error), w *write, schema int64) error {
+func apply(exec func(q string, args ...any) (int64, error), w *write, schema int64) error {
 	if a := w.account; a != nil {
 		if schema < schemaLanguage {
 			_, err := exec(upsertAccountV1, a.ID, a.HolderName, a.Country, a.Status, a.Version, a.UpdatedAt.UnixMicro())
@@ -158,12 +148,9 @@ func apply(exec func(q string, args ...any) (sql.Result, error), w *write, schem
 	if !t.CompletedAt.IsZero() {
 		completed = sql.NullInt64{Int64: t.CompletedAt.UnixMicro(), Valid: true}
 	}
-	res, err := exec(insertTransfer, t.ID, t.Account, t.Counterparty, t.AmountMinor, t.Currency, t.Status, t.CreatedAt.UnixMicro(), completed)
-	if err != nil || t.Status != events.StatusCompleted {
-		return err
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return err // already settled: counted before
+	n, err := exec(insertTransfer, t.ID, t.Account, t.Counterparty, t.AmountMinor, t.Currency, t.Status, t.CreatedAt.UnixMicro(), completed)
+	if err != nil || t.Status != events.StatusCompleted || n == 0 {
+		return err // n == 0: already settled, counted before
 	}
 	_, err = exec(addDaily, t.CompletedAt.UTC().Format(dayLayout), t.Currency, t.AmountMinor)
 	return err

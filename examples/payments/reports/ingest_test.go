@@ -3,13 +3,12 @@ package reports
 import (
 	"context"
 	"database/sql"
-	"io/fs"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/eventkit/eventkit/examples/payments/internal/sqlmigrate"
 	"github.com/eventkit/eventkit/sqlite"
+	"github.com/pressly/goose/v3"
 )
 
 // TestAccountBackfillKeepsTheNewestVersion replays an account's history
@@ -22,15 +21,20 @@ func TestAccountBackfillKeepsTheNewestVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	sub, _ := fs.Sub(migrations, "migrations")
 	migrate := func(to int64) int64 {
-		v, err := sqlmigrate.UpTo(ctx, db.Writer(), sub, "reports_goose_db_version", to)
+		v, err := migrateStore(ctx, goose.DialectSQLite3, db.Writer(), "sqlite", to)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return v
 	}
-	exec := func(q string, args ...any) (sql.Result, error) { return db.Writer().ExecContext(ctx, q, args...) }
+	exec := func(q string, args ...any) (int64, error) {
+		res, err := db.Writer().ExecContext(ctx, q, args...)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}
 	history := []*accountRow{
 		{ID: "a1", HolderName: "Ada", Country: "GB", Status: "active", Language: "en", Version: 1},
 		{ID: "a1", HolderName: "Ada King", Country: "GB", Status: "active", Language: "fr", Version: 2},

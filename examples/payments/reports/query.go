@@ -83,9 +83,9 @@ func (s *Service) volume(w http.ResponseWriter, r *http.Request) error {
 	if v.Account, err = s.account(ctx, id); err != nil {
 		return err
 	}
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT currency, count(*), sum(amount_minor) FROM transfers
+	rows, err := s.st.read.QueryContext(ctx, s.st.q(`SELECT currency, count(*), CAST(sum(amount_minor) AS BIGINT) FROM transfers
 		WHERE account = ? AND created_at >= ? AND created_at < ? AND status = 'completed'
-		GROUP BY currency ORDER BY currency`, id, from.UnixMicro(), to.UnixMicro())
+		GROUP BY currency ORDER BY currency`), id, from.UnixMicro(), to.UnixMicro())
 	if err != nil {
 		return err
 	}
@@ -116,10 +116,10 @@ func (s *Service) account(ctx context.Context, id string) (*Account, error) {
 		lang sql.NullString
 	)
 	language := "language"
-	if s.schema < schemaLanguage {
+	if s.st.schema < schemaLanguage {
 		language = "NULL"
 	}
-	err := s.db.Reader().QueryRowContext(ctx, `SELECT id, holder_name, country, status, `+language+`, version, updated_at FROM accounts WHERE id = ?`, id).
+	err := s.st.read.QueryRowContext(ctx, s.st.q(`SELECT id, holder_name, country, status, `+language+`, version, updated_at FROM accounts WHERE id = ?`), id).
 		Scan(&a.ID, &a.HolderName, &a.Country, &a.Status, &lang, &a.Version, &us)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -192,8 +192,8 @@ func (s *Service) dailyTotals(w http.ResponseWriter, r *http.Request) error {
 	if cur != "" && !currencyRe.MatchString(cur) {
 		return web.Errorf(http.StatusBadRequest, "currency %q: want an ISO 4217 code such as EUR", cur)
 	}
-	rows, err := s.db.Reader().QueryContext(r.Context(), `SELECT day, currency, transfers, amount_minor FROM daily_totals
-		WHERE day >= ? AND day <= ? AND (? = '' OR currency = ?) ORDER BY day, currency`,
+	rows, err := s.st.read.QueryContext(r.Context(), s.st.q(`SELECT day, currency, transfers, amount_minor FROM daily_totals
+		WHERE day >= ? AND day <= ? AND (CAST(? AS TEXT) = '' OR currency = ?) ORDER BY day, currency`),
 		from.Format(dayLayout), to.Format(dayLayout), cur, cur)
 	if err != nil {
 		return err
@@ -251,9 +251,9 @@ func (s *Service) failedTransfers(w http.ResponseWriter, r *http.Request) error 
 			return err
 		}
 	}
-	rows, err := s.db.Reader().QueryContext(r.Context(), `SELECT id, account, counterparty, amount_minor, currency, created_at, completed_at
+	rows, err := s.st.read.QueryContext(r.Context(), s.st.q(`SELECT id, account, counterparty, amount_minor, currency, created_at, completed_at
 		FROM transfers WHERE status = 'failed' AND (created_at, id) < (?, ?)
-		ORDER BY created_at DESC, id DESC LIMIT ?`, at, id, limit+1)
+		ORDER BY created_at DESC, id DESC LIMIT ?`), at, id, limit+1)
 	if err != nil {
 		return err
 	}

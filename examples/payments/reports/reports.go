@@ -6,9 +6,10 @@
 //
 // Every event goes through the idempotency middleware, and its side effect
 // commits in one transaction with its done mark, so duplicates, retries,
-// restarts and replays never count a transfer twice. Writes of concurrent
-// events share transactions (group commit), which is what lets SQLite keep
-// up with the topic.
+// restarts and replays never count a transfer twice. The rows and the
+// idempotency records live in SQLite, or in PostgreSQL with
+// Config.PostgresDSN. Writes of concurrent events share transactions (group
+// commit), which is what lets SQLite keep up with the topic.
 //
 //	svc, err := reports.New(ctx, reports.Config{Brokers: brokers, DBPath: "reports.db", TransfersURL: "http://127.0.0.1:8081"})
 //	if err != nil {
@@ -22,7 +23,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,17 +32,15 @@ import (
 	"github.com/eventkit/eventkit"
 	"github.com/eventkit/eventkit/consumer"
 	"github.com/eventkit/eventkit/examples/payments/events"
-	"github.com/eventkit/eventkit/examples/payments/internal/sqlmigrate"
 	"github.com/eventkit/eventkit/examples/payments/internal/web"
 	"github.com/eventkit/eventkit/idempotency"
 	"github.com/eventkit/eventkit/internal/groupcommit"
 	"github.com/eventkit/eventkit/kafka"
-	"github.com/eventkit/eventkit/sqlite"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations
 var migrations embed.FS
 
 // Defaults.
@@ -56,8 +54,12 @@ type Config struct {
 	// Brokers are the seed brokers. Required.
 	Brokers []string
 	// DBPath is the SQLite database file; the idempotency records live in
-	// it too, next to the rows they guard. Required.
+	// it too, next to the rows they guard. Required unless PostgresDSN is
+	// set.
 	DBPath string
+	// PostgresDSN, a URL or key=value string, keeps the rows and the
+	// idempotency records in PostgreSQL instead of SQLite.
+	PostgresDSN string
 	// Addr is the HTTP listen address. Default "127.0.0.1:0".
 	Addr string
 	// TransfersURL is the base URL of the transfers API, asked for what
@@ -94,8 +96,8 @@ func (c *Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("no brokers"))
 	}
-	if c.DBPath == "" {
-		errs = append(errs, errors.New("no database path"))
+	if (c.DBPath == "") == (c.PostgresDSN == "") {
+		errs = append(errs, errors.New("want a database: a SQLite path or a PostgreSQL DSN, not both"))
 	}
 	if c.TransfersURL == "" {
 		errs = append(errs, errors.New("no transfers URL"))
@@ -121,8 +123,7 @@ type Stats struct {
 // Service is the reports service. Create it with [New], run it with Run.
 type Service struct {
 	cfg     Config
-	db      *sqlite.DB
-	idem    *sqlite.IdempotencyStore
+	st      *store
 	batch   *groupcommit.Batcher[*write, struct{}]
 	agent   *consumer.Consumer
 	ln      net.Listener
@@ -130,9 +131,6 @@ type Service struct {
 	http    *http.Client
 	written atomic.Int64
 	drilled drillCounter
-	// schema is the migration version of the database, which says which
-	// columns the statements may use.
-	schema int64
 }
 
 // New opens and migrates the database, creates the dead-letter topic when
@@ -165,19 +163,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 	}()
 	var err error
-	if s.db, err = sqlite.Open(ctx, cfg.DBPath); err != nil {
-		return nil, fmt.Errorf("reports: %w", err)
-	}
-	sub, _ := fs.Sub(migrations, "migrations")
-	if s.schema, err = sqlmigrate.UpTo(ctx, s.db.Writer(), sub, "reports_goose_db_version", cfg.MigrateTo); err != nil {
+	if s.st, err = openStore(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("reports: %w", err)
 	}
 	if err := ensureTopic(ctx, cfg, cfg.DeadLetterTopic); err != nil {
 		return nil, fmt.Errorf("reports: %w", err)
 	}
-	s.idem = sqlite.NewIdempotencyStore(s.db)
 	s.batch = groupcommit.New(s.writeBatch, groupcommit.Config{MaxBatch: cfg.Concurrency})
-	h := eventkit.Chain(eventkit.HandlerFunc(s.handle), idempotency.Middleware(s.idem, idempotency.Logger(s.log)))
+	h := eventkit.Chain(eventkit.HandlerFunc(s.handle), idempotency.Middleware(s.st.idem, idempotency.Logger(s.log)))
 	s.agent, err = consumer.New(h, append([]consumer.Opt{
 		consumer.Brokers(cfg.Brokers...),
 		consumer.Group(cfg.Group),
@@ -213,7 +206,7 @@ func ensureTopic(ctx context.Context, cfg Config, topic string) error {
 func (s *Service) URL() string { return "http://" + s.ln.Addr().String() }
 
 // Schema is the migration version of the service's database.
-func (s *Service) Schema() int64 { return s.schema }
+func (s *Service) Schema() int64 { return s.st.schema }
 
 // Stats returns what the service did so far.
 func (s *Service) Stats() Stats { return Stats{Written: s.written.Load()} }
@@ -240,10 +233,7 @@ func (s *Service) close() {
 	if s.batch != nil {
 		s.batch.Close()
 	}
-	if s.idem != nil {
-		s.idem.Close()
-	}
-	if s.db != nil {
-		s.db.Close()
+	if s.st != nil {
+		s.st.close()
 	}
 }
