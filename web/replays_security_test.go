@@ -73,20 +73,9 @@ func TestReplaySecurityMatrix(t *testing.T) {
 					if ep.contentType != "" {
 						req.Header.Set("Content-Type", ep.contentType)
 					}
-					switch tok := tokenOf(who); {
-					case tok == "":
-					case ep.ui:
-						req.AddCookie(&http.Cookie{Name: "eventkit_session", Value: tok})
-					default:
-						req.Header.Set("Authorization", "Bearer "+tok)
-					}
+					authAs(req, who, ep.ui)
 				})
-				if status != ep.want[who] {
-					t.Fatalf("%d, want %d: %s", status, ep.want[who], body)
-				}
-				if status >= 400 && !ep.ui && !json.Valid(body) {
-					t.Errorf("error is not JSON: %s", body)
-				}
+				checkAnswer(t, status, ep.want[who], body, ep.ui)
 			})
 		}
 	}

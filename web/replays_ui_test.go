@@ -21,26 +21,15 @@ func TestReplayUIInChromium(t *testing.T) {
 	rf := newReplayFixture(t, "orders")
 	rf.archivePast("orders", 6)
 	ctx := browser(t)
-	step := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	step("open the replays", chromedp.Do(ctx,
-		chromedp.Navigate(rf.srv.URL+"/replays"),
-		chromedp.WaitVisible(chromedp.ID("token")),
-		chromedp.SendKeys(chromedp.ID("token"), operatorToken),
-	))
-	_, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("signin")))
-	step("sign in", err)
+	step := func(what string, err error) { t.Helper(); must(t, what, err) }
+	signIn(t, ctx, rf.srv.URL+"/replays", operatorToken)
 	step("fill the form", chromedp.Do(ctx,
 		chromedp.WaitVisible(chromedp.ID("replay-form")),
 		chromedp.SendKeys(chromedp.ID("r-topic"), "orders"),
 		chromedp.SendKeys(chromedp.ID("r-target"), "billing"),
 		chromedp.SendKeys(chromedp.ID("r-rate"), "3"), // slow enough to show it running
 	))
-	_, err = chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("preview")))
+	_, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("preview")))
 	step("preview", err)
 	step("see the preview", chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("matched"))))
 	matched, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("matched")))

@@ -27,6 +27,29 @@ func tokenOf(who string) string {
 	return map[string]string{"none": "", "wrong": "wrong-secret-0123456789", "viewer": viewerToken, "operator": operatorToken}[who]
 }
 
+// authAs gives req who's credentials: the session cookie on a UI route,
+// the bearer token on the API, nothing for "none".
+func authAs(req *http.Request, who string, ui bool) {
+	switch tok := tokenOf(who); {
+	case tok == "":
+	case ui:
+		req.AddCookie(&http.Cookie{Name: "eventkit_session", Value: tok})
+	default:
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+}
+
+// checkAnswer fails t when status is not want, or an API error not JSON.
+func checkAnswer(t *testing.T, status, want int, body []byte, ui bool) {
+	t.Helper()
+	if status != want {
+		t.Fatalf("%d, want %d: %s", status, want, body)
+	}
+	if status >= 400 && !ui && !json.Valid(body) {
+		t.Errorf("error is not JSON: %s", body)
+	}
+}
+
 // TestSecurityMatrix sends every endpoint a request from each kind of
 // caller and checks the status against the roles: public routes answer
 // everyone, reading routes want a viewer, changing routes an operator.
@@ -67,21 +90,8 @@ func TestSecurityMatrix(t *testing.T) {
 	} {
 		for _, who := range callers {
 			t.Run(ep.method+" "+ep.path+" as "+who, func(t *testing.T) {
-				status, body := f.send(ep.method, ep.path, nil, func(req *http.Request) {
-					switch tok := tokenOf(who); {
-					case tok == "":
-					case ep.ui:
-						req.AddCookie(&http.Cookie{Name: "eventkit_session", Value: tok})
-					default:
-						req.Header.Set("Authorization", "Bearer "+tok)
-					}
-				})
-				if status != ep.want[who] {
-					t.Fatalf("%d, want %d: %s", status, ep.want[who], body)
-				}
-				if status >= 400 && !ep.ui && !json.Valid(body) {
-					t.Errorf("error is not JSON: %s", body)
-				}
+				status, body := f.send(ep.method, ep.path, nil, func(req *http.Request) { authAs(req, who, ep.ui) })
+				checkAnswer(t, status, ep.want[who], body, ep.ui)
 			})
 		}
 	}

@@ -162,20 +162,9 @@ func TestHaltedPartitionSkippedFromTheUI(t *testing.T) {
 	}
 
 	ctx := browser(t)
-	step := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	step := func(what string, err error) { t.Helper(); must(t, what, err) }
 	// The page refreshes itself every 2 s; paused, no reload races a click.
-	step("open the status page", chromedp.Do(ctx,
-		chromedp.Navigate(rig.srv.URL+"/groups/g/status?refresh=off"),
-		chromedp.WaitVisible(chromedp.ID("token")),
-		chromedp.SendKeys(chromedp.ID("token"), operatorToken),
-	))
-	_, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("signin")))
-	step("sign in", err)
+	signIn(t, ctx, rig.srv.URL+"/groups/g/status?refresh=off", operatorToken)
 	step("see the banner", chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("section.halted"))))
 	link, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(a => [a.textContent, a.getAttribute("href")])(document.querySelector("section.halted a.event-link"))`))
 	step("read the event link", err)

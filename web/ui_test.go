@@ -63,6 +63,30 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
+// must fails t with what when err is set: one browser step.
+func must(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// signIn opens url, which sends the browser to the sign-in form first, and
+// signs in with token. The click that loads the page behind the form runs
+// under RunResponse, which returns once that page has loaded: a wait on the
+// old page could see the old elements, or lose its target to the
+// navigation.
+func signIn(t *testing.T, ctx context.Context, url, token string) {
+	t.Helper()
+	must(t, "open "+url, chromedp.Do(ctx,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), token),
+	))
+	_, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("signin")))
+	must(t, "sign in", err)
+}
+
 // TestUIInChromium signs in, filters the events browser by key, opens an
 // event and reads its payload, in a real browser.
 func TestUIInChromium(t *testing.T) {
@@ -75,28 +99,13 @@ func TestUIInChromium(t *testing.T) {
 			eventkit.Header{Key: "tenant", Value: []byte("acme")}))
 	}
 	ctx := browser(t)
-
-	step := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	// A click that loads a page runs under RunResponse, which returns once
-	// the new page has loaded: a wait on the old page could see the old
-	// elements, or lose its target to the navigation.
-	step("open the browser", chromedp.Do(ctx,
-		chromedp.Navigate(f.srv.URL+"/events"),
-		chromedp.WaitVisible(chromedp.ID("token")), // sent to sign in first
-		chromedp.SendKeys(chromedp.ID("token"), viewerToken),
-	))
-	_, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("signin")))
-	step("sign in", err)
+	step := func(what string, err error) { t.Helper(); must(t, what, err) }
+	signIn(t, ctx, f.srv.URL+"/events", viewerToken)
 	step("type a key", chromedp.Do(ctx,
 		chromedp.WaitVisible(chromedp.ID("events")),
 		chromedp.SendKeys(chromedp.ID("f-key"), "acct-1"),
 	))
-	_, err = chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("search")))
+	_, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("search")))
 	step("search", err)
 	step("see the results", chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("events"))))
 	keys, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#events tbody tr td:nth-child(3)")].map(td => td.textContent)`))
