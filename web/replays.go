@@ -157,24 +157,6 @@ func actor(r *http.Request) replay.Actor {
 	return replay.Actor{Name: p.name, Role: p.role.String()}
 }
 
-// replayBody is the body of POST /api/v1/replays.
-type replayBody struct {
-	Filter lookback.FilterJSON `json:"filter"`
-	Target replay.Target       `json:"target"`
-	Mode   eventkit.ReplayMode `json:"mode"`
-	Rate   float64             `json:"rate"`
-	DryRun bool                `json:"dry_run"`
-}
-
-func (b replayBody) spec() (replay.Spec, error) {
-	f, err := b.Filter.Filter()
-	if err != nil {
-		return replay.Spec{}, err
-	}
-	spec := replay.Spec{Filter: f, Target: b.Target, Mode: b.Mode, Rate: b.Rate, DryRun: b.DryRun}
-	return spec, spec.Validate()
-}
-
 // dryRunJSON is the answer of a dry run.
 type dryRunJSON struct {
 	Matched int64      `json:"matched"`
@@ -182,11 +164,11 @@ type dryRunJSON struct {
 }
 
 func (s *Server) postReplay(w http.ResponseWriter, r *http.Request) error {
-	var b replayBody
+	var b replay.Request
 	if err := decodeBody(r, &b); err != nil {
 		return err
 	}
-	spec, err := b.spec()
+	spec, err := b.Spec()
 	if err != nil {
 		return err
 	}

@@ -22,16 +22,18 @@ import (
 func init() { commands = append(commands, newReplayCmd) }
 
 type replayFlags struct {
-	kafka   kafkaFlags
-	db      string
-	filter  []string
-	ids     []string
-	toTopic string
-	toGroup string
-	mode    string
-	rate    float64
-	dryRun  bool
-	resume  string
+	kafka    kafkaFlags
+	db       string
+	lookback string
+	token    string
+	filter   []string
+	ids      []string
+	toTopic  string
+	toGroup  string
+	mode     string
+	rate     float64
+	dryRun   bool
+	resume   string
 }
 
 func newReplayCmd(s *streams) *cobra.Command {
@@ -55,11 +57,17 @@ id, source, subject, from and to (RFC 3339, on the record timestamp, both
 inclusive), and header=NAME:VALUE (repeatable; all must match). Values
 cannot hold a comma; give --filter more than once instead.
 
+With --lookback URL instead of --db, the lookback service runs the job
+through its API (POST /api/v1/replays) with --token, an operator's token:
+the job then resumes there after a restart of lookback, and the audit log
+names the token's owner. No --brokers needed.
+
 Progress shows on stderr; the job as JSON goes to stdout at the end. An
 interrupt cancels the job. A job whose process was killed stays running
 in the database: --resume ID continues it, sending nothing twice.`,
 		Example: `  eventkit replay --db sqlite://eventkit-data/lookback.db --filter topic=payments,type=payment.settled --to-group reports
-  eventkit replay --db postgres://lookback@db/lookback --filter topic=orders,from=2024-05-01T10:00:00Z --to-topic orders --rate 500 --dry-run`,
+  eventkit replay --db postgres://lookback@db/lookback --filter topic=orders,from=2024-05-01T10:00:00Z --to-topic orders --rate 500 --dry-run
+  EVENTKIT_TOKEN=... eventkit replay --lookback http://127.0.0.1:8080 --ids 0190f0c2-…,0190f0c3-… --to-group reports`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			spec, err := f.spec()
@@ -71,7 +79,9 @@ in the database: --resume ID continues it, sending nothing twice.`,
 	}
 	f.kafka.bind(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&f.db, "db", "", "the lookback database: sqlite://PATH or postgres://USER@HOST/DB (required)")
+	fl.StringVar(&f.db, "db", "", "the lookback database: sqlite://PATH or postgres://USER@HOST/DB; this process runs the job")
+	fl.StringVar(&f.lookback, "lookback", "", "a lookback service's address, http://HOST:PORT, which runs the job (instead of --db)")
+	fl.StringVar(&f.token, "token", "", "with --lookback: an operator's bearer token")
 	fl.StringArrayVar(&f.filter, "filter", nil, "events to replay: KEY=VALUE,… (topic, partition, key, type, id, source, subject, from, to, header=NAME:VALUE)")
 	fl.StringSliceVar(&f.ids, "ids", nil, "replay the events with these ids, comma-separated")
 	fl.StringVar(&f.toTopic, "to-topic", "", "send to this topic, which every group consuming it sees")
@@ -81,12 +91,20 @@ in the database: --resume ID continues it, sending nothing twice.`,
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the count and a sample; send nothing")
 	fl.StringVar(&f.resume, "resume", "", "continue the job with this id, left running by a process that was killed")
 	commandLineOnly(fl, "dry-run", "resume")
-	_ = cmd.MarkFlagRequired("db")
 	return cmd
 }
 
 // spec turns the flags into a replay spec, reporting every problem at once.
 func (f *replayFlags) spec() (replay.Spec, error) {
+	switch {
+	case f.db == "" && f.lookback == "":
+		return replay.Spec{}, errors.New("no archive: give --db (this process runs the job) or --lookback (lookback runs it)")
+	case f.db != "" && f.lookback != "":
+		return replay.Spec{}, errors.New("both --db and --lookback: give one")
+	}
+	if f.resume != "" && f.lookback != "" {
+		return replay.Spec{}, errors.New("--resume works with --db: lookback resumes the jobs it runs itself when it restarts")
+	}
 	if f.resume != "" {
 		if len(f.filter) > 0 || len(f.ids) > 0 || f.toTopic != "" || f.toGroup != "" || f.mode != "" || f.rate != 0 || f.dryRun {
 			return replay.Spec{}, errors.New("--resume continues a job as it was started: give no filter, target, mode, rate or --dry-run")
@@ -133,6 +151,14 @@ func parseFilter(items []string) (lookback.Filter, error) {
 }
 
 func (f *replayFlags) run(ctx context.Context, s *streams, spec replay.Spec) error {
+	if f.lookback != "" {
+		api, err := newLookbackAPI(f.lookback, f.token)
+		if err != nil {
+			return &exitCodeError{code: exitUsage, err: err}
+		}
+		// Polled over the network: a few times a second is enough.
+		return f.drive(ctx, s, api, spec, "", 500*time.Millisecond)
+	}
 	db, err := openStore(ctx, f.db)
 	if err != nil {
 		return err
@@ -146,13 +172,9 @@ func (f *replayFlags) run(ctx context.Context, s *streams, spec replay.Spec) err
 	// This process runs its own job only: a lookback service on the same
 	// database runs the others.
 	r := replay.NewRunner(cl, db.archive, db.jobs, replay.Audit(db.audit), replay.ResumeOnly(f.resume))
-
+	local := localRunner{r: r, actor: replay.Actor{Name: actorName(), Role: "operator"}}
 	if spec.DryRun {
-		matched, sample, err := r.DryRun(ctx, spec)
-		if err != nil {
-			return err
-		}
-		return printDryRun(s.out, matched, sample)
+		return f.drive(ctx, s, local, spec, "", 0)
 	}
 
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -160,21 +182,38 @@ func (f *replayFlags) run(ctx context.Context, s *streams, spec replay.Spec) err
 	go func() { running <- r.Run(runCtx) }()
 	defer func() { stop(); <-running }()
 
-	var job replay.Job
 	if f.resume != "" {
-		if job, err = db.jobs.Job(ctx, f.resume); err != nil {
+		job, err := db.jobs.Job(ctx, f.resume)
+		if err != nil {
 			return err
 		}
 		if job.Status != replay.Running {
 			return fmt.Errorf("job %s is %s: nothing to resume", job.ID, job.Status)
 		}
-	} else {
-		<-r.Ready()
-		if job, err = r.Start(ctx, spec, replay.Actor{Name: actorName(), Role: "operator"}); err != nil {
+	}
+	return f.drive(ctx, s, local, spec, f.resume, 100*time.Millisecond)
+}
+
+// drive runs spec's dry run, or starts it (or follows the job resumed,
+// when resumed is its id) and follows it to its end, printing the job as
+// JSON; a job that did not end done is exit status 1.
+func (f *replayFlags) drive(ctx context.Context, s *streams, jr jobRunner, spec replay.Spec, resumed string, every time.Duration) error {
+	if spec.DryRun {
+		matched, sample, err := jr.DryRun(ctx, spec)
+		if err != nil {
 			return err
 		}
+		return printDryRun(s.out, matched, sample)
 	}
-	job, err = f.follow(ctx, s, r, job.ID)
+	id := resumed
+	if id == "" {
+		job, err := jr.Start(ctx, spec)
+		if err != nil {
+			return err
+		}
+		id = job.ID
+	}
+	job, err := follow(ctx, s, jr, id, every)
 	if err != nil {
 		return err
 	}
@@ -188,12 +227,12 @@ func (f *replayFlags) run(ctx context.Context, s *streams, spec replay.Spec) err
 
 // follow shows the job's progress until it ends, and cancels it when ctx
 // is done (an interrupt).
-func (f *replayFlags) follow(ctx context.Context, s *streams, r *replay.Runner, id string) (replay.Job, error) {
+func follow(ctx context.Context, s *streams, jr jobRunner, id string, every time.Duration) (replay.Job, error) {
 	p := newProgress(s.err)
-	tick := time.NewTicker(100 * time.Millisecond) // at most 10 updates a second
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		j, err := r.Get(context.WithoutCancel(ctx), id)
+		j, err := jr.Get(context.WithoutCancel(ctx), id)
 		if err != nil {
 			return j, err
 		}
@@ -205,7 +244,7 @@ func (f *replayFlags) follow(ctx context.Context, s *streams, r *replay.Runner, 
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			j, err := r.Cancel(context.WithoutCancel(ctx), id, replay.Actor{Name: actorName(), Role: "operator"})
+			j, err := jr.Cancel(context.WithoutCancel(ctx), id)
 			if err != nil && !errors.Is(err, replay.ErrJobFinished) {
 				return j, err
 			}

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/eventkit/eventkit/internal/testkit"
 	"github.com/eventkit/eventkit/kafka"
 	"github.com/eventkit/eventkit/lookback"
+	"github.com/eventkit/eventkit/replay"
 	"github.com/eventkit/eventkit/sqlite"
 )
 
@@ -143,5 +146,95 @@ func TestReplay(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want exit 2 saying %q", r.code, r.stderr, c.want)
 			}
 		})
+	}
+}
+
+// TestReplayThroughLookback has a lookback service run the replay, through
+// its API with an operator's token: the same job, progress and exit status
+// as with --db, the audit under the token's name, and a viewer refused.
+func TestReplayThroughLookback(t *testing.T) {
+	dsn := archiveDB(t, 20)
+	b := testkit.Broker(t, 2, "orders", "copies")
+	cl := testkit.Client(t, b.Addr())
+	const operator, viewer = "alice-secret-0123456789", "bob-secret-0123456789"
+	listen := freeAddr(t)
+	p := startEnv(t, []string{"EVENTKIT_TOKENS=alice:operator:" + operator + ",bob:viewer:" + viewer},
+		"lookback", "serve", "--brokers", b.Addr(), "--db", dsn, "--listen", listen, "--retention", "0")
+	p.until("ready")
+	base := "http://" + listen
+
+	t.Run("dry run", func(t *testing.T) {
+		r := run(t, nil, "", "replay", "--lookback", base, "--token", operator, "--filter", "type=order.cancelled", "--to-topic", "copies", "--dry-run")
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if r.code != 0 || lines[0] != "dry run: 10 events match; nothing sent" || len(lines) != 12 || !strings.HasPrefix(lines[2], "orders/0/1 ") {
+			t.Fatalf("exit %d, printed\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	})
+
+	t.Run("to a topic", func(t *testing.T) {
+		r := run(t, []string{"EVENTKIT_TOKEN=" + operator}, "", "replay", "--lookback", base, "--filter", "topic=orders,type=order.placed", "--to-topic", "copies")
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		var job struct {
+			ID, Status, Mode string
+			Matched, Sent    int64
+			CreatedBy        string `json:"created_by"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &job); err != nil {
+			t.Fatalf("stdout %q: %v", r.stdout, err)
+		}
+		if job.Status != "done" || job.Matched != 10 || job.Sent != 10 || job.Mode != "deduplicate" || job.CreatedBy != "alice" {
+			t.Fatalf("job %+v", job)
+		}
+		if want := "replay " + job.ID + " done: matched 10, sent 10, failed 0, to topic copies (deduplicate)\n"; r.stderr != want {
+			t.Fatalf("stderr %q, want %q", r.stderr, want)
+		}
+		if ends := testkit.EndOffsets(t, cl, "copies"); ends[0]+ends[1] != 10 {
+			t.Fatalf("copies end offsets %v, want 10 records", ends)
+		}
+	})
+
+	t.Run("cancel", func(t *testing.T) {
+		api, err := newLookbackAPI(base, operator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := t.Context()
+		j, err := api.Start(ctx, replay.Spec{Filter: lookback.Filter{Topic: "orders"}, Target: replay.Target{Group: "slow"}, Rate: 1})
+		if err != nil || j.Status != replay.Running {
+			t.Fatalf("start: %+v, %v", j, err)
+		}
+		if j, err = api.Cancel(ctx, j.ID); err != nil || j.Status != replay.Cancelled {
+			t.Fatalf("cancel: %+v, %v", j, err)
+		}
+		if _, err := api.Cancel(ctx, j.ID); !errors.Is(err, replay.ErrJobFinished) {
+			t.Fatalf("second cancel: %v, want ErrJobFinished", err)
+		}
+	})
+
+	for _, c := range []struct {
+		name string
+		code int
+		args []string
+		want string
+	}{
+		{"viewer", exitError, []string{"--lookback", base, "--token", viewer, "--to-topic", "copies"}, "403 Forbidden"},
+		{"wrong token", exitError, []string{"--lookback", base, "--token", "nope", "--to-topic", "copies"}, "check --token"},
+		{"no token", exitUsage, []string{"--lookback", base, "--to-topic", "copies"}, "needs an operator's token"},
+		{"not a URL", exitUsage, []string{"--lookback", "127.0.0.1:1", "--token", operator, "--to-topic", "copies"}, "want the service's address"},
+		{"both", exitUsage, []string{"--lookback", base, "--db", dsn, "--to-topic", "copies"}, "both --db and --lookback"},
+		{"neither", exitUsage, []string{"--to-topic", "copies"}, "no archive: give --db"},
+		{"resume", exitUsage, []string{"--lookback", base, "--token", operator, "--resume", "x"}, "--resume works with --db"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := run(t, nil, "", append([]string{"replay"}, c.args...)...)
+			if r.code != c.code || !strings.Contains(r.stderr, c.want) {
+				t.Fatalf("exit %d, stderr %q; want exit %d saying %q", r.code, r.stderr, c.code, c.want)
+			}
+		})
+	}
+	if code := p.signal(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d after SIGTERM; stderr: %s", code, p.stderr.String())
 	}
 }
