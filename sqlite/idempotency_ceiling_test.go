@@ -1,0 +1,91 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// BenchmarkIdempotencyStatements measures the bound SQLite itself puts on
+// the idempotency store: the store's own claim and done statements, rows
+// per statement as a busy agent batches them, each transaction claiming
+// new keys and marking done the previous transaction's, with no agent, no
+// group commit and no Go code of the store around them. The store's rate
+// in bench/storebench reads against this figure (events/s).
+//
+//	go test -run '^$' -bench IdempotencyStatements ./sqlite
+func BenchmarkIdempotencyStatements(b *testing.B) {
+	for _, rows := range []int{64, 256} {
+		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
+			ctx := context.Background()
+			db, err := Open(ctx, filepath.Join(b.TempDir(), "ceiling.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			claim, err := db.write.Prepare(statement("claim", rows))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer claim.Close()
+			done, err := db.write.Prepare(statement("done", rows))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer done.Close()
+
+			key := func(i int) string { return fmt.Sprintf("bench\x00/bench/source\x000193a1b2-c3d4-7e5f-8a9b-%012d", i) }
+			now := time.Now().UnixNano()
+			claimArgs := make([]any, 0, 4*rows+1)
+			doneArgs := make([]any, 0, 6*rows)
+			events := 0
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				first := i * rows
+				claimArgs, doneArgs = claimArgs[:0], doneArgs[:0]
+				for j := range rows {
+					claimArgs = append(claimArgs, key(first+j), "owner", now+int64(time.Minute), now+int64(24*time.Hour))
+					if i > 0 {
+						doneArgs = append(doneArgs, key(first-rows+j), "owner", int64(1), now, now+int64(24*time.Hour), nil)
+					}
+				}
+				claimArgs = append(claimArgs, now)
+				tx, err := db.write.BeginTx(ctx, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, st := range []struct {
+					q    string
+					args []any
+				}{{"done", doneArgs}, {"claim", claimArgs}} {
+					if len(st.args) == 0 {
+						continue
+					}
+					stmt := done
+					if st.q == "claim" {
+						stmt = claim
+					}
+					rs, err := tx.Stmt(stmt).QueryContext(ctx, st.args...)
+					if err != nil {
+						b.Fatal(err)
+					}
+					n := 0
+					for rs.Next() {
+						n++
+					}
+					if err := rs.Err(); err != nil || n != rows {
+						b.Fatalf("%s: %d rows, %v", st.q, n, err)
+					}
+					rs.Close()
+				}
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+				events += rows
+			}
+			b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
