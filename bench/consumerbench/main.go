@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,16 +46,13 @@ func main() {
 		}
 		return
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "consumerbench:", err)
-			os.Exit(1)
-		}
-		defer f.Close()
-		startProfile = func() { _ = pprof.StartCPUProfile(f) }
-		stopProfile = pprof.StopCPUProfile
+	prof, err := benchkit.OpenProfile(*cpuProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "consumerbench:", err)
+		os.Exit(1)
 	}
+	defer prof.Close()
+	startProfile, stopProfile = prof.Start, prof.Stop
 	if err := run(*records, *size, *rounds, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "consumerbench:", err)
 		os.Exit(1)

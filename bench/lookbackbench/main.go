@@ -24,7 +24,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -72,16 +71,13 @@ func main() {
 		}
 		return
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "lookbackbench:", err)
-			os.Exit(1)
-		}
-		defer f.Close()
-		startProfile = func() { _ = pprof.StartCPUProfile(f) }
-		stopProfile = pprof.StopCPUProfile
+	prof, err := benchkit.OpenProfile(*cpuProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lookbackbench:", err)
+		os.Exit(1)
 	}
+	defer prof.Close()
+	startProfile, stopProfile = prof.Start, prof.Stop
 	if err := run(*records, *size, *rounds, *archived, *queries, *only, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "lookbackbench:", err)
 		os.Exit(1)

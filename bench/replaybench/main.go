@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -54,16 +53,13 @@ func main() {
 		}
 		return
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "replaybench:", err)
-			os.Exit(1)
-		}
-		defer f.Close()
-		startProfile = func() { _ = pprof.StartCPUProfile(f) }
-		stopProfile = pprof.StopCPUProfile
+	prof, err := benchkit.OpenProfile(*cpuProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "replaybench:", err)
+		os.Exit(1)
 	}
+	defer prof.Close()
+	startProfile, stopProfile = prof.Start, prof.Stop
 	if err := run(*records, *size, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "replaybench:", err)
 		os.Exit(1)

@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"text/tabwriter"
@@ -54,21 +53,13 @@ func main() {
 	serve := flag.Bool("serve-broker", false, "internal: run the broker child")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
-	if *cpuProfile != "" && !*serve {
-		f, err := os.Create(*cpuProfile)
-		if err == nil {
-			_ = pprof.StartCPUProfile(f)
-			defer pprof.StopCPUProfile()
-		}
-	}
 	var err error
 	if *serve {
 		err = serveBroker(*n)
 	} else {
-		err = run(*n, *rounds, *transfers, *queries)
+		err = profiled(*cpuProfile, func() error { return run(*n, *rounds, *transfers, *queries) })
 	}
 	if err != nil {
-		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "reportsbench:", err)
 		os.Exit(1)
 	}
@@ -380,4 +371,16 @@ func fill(ctx context.Context, path string, n int) error {
 		SELECT strftime('%Y-%m-%d', completed_at / 1000000, 'unixepoch'), currency, count(*), sum(amount_minor)
 		FROM transfers WHERE status = 'completed' GROUP BY 1, 2`)
 	return err
+}
+
+// profiled runs fn with a CPU profile written to path, when one is given.
+func profiled(path string, fn func() error) error {
+	prof, err := benchkit.OpenProfile(path)
+	if err != nil {
+		return err
+	}
+	defer prof.Close()
+	prof.Start()
+	defer prof.Stop()
+	return fn()
 }

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -124,17 +123,13 @@ func run(records, size, rounds int, only, cpuProfile string) error {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	prof, err := benchkit.OpenProfile(cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer prof.Close()
+	prof.Start()
+	defer prof.Stop()
 	rates := make([][]float64, len(scenarios))
 	for r := range rounds {
 		for i, s := range scenarios {
