@@ -159,9 +159,6 @@ func (r *Runner) launch(j Job, resume bool) error {
 	if r.base == nil || r.base.Err() != nil || (!resume && !r.accepting) {
 		return ErrNotRunning
 	}
-	if _, dup := r.live[j.ID]; dup {
-		return fmt.Errorf("replay: job %s is running already", j.ID)
-	}
 	ctx, cancel := context.WithCancel(r.base)
 	l := &liveJob{job: j, cancel: cancel, done: make(chan struct{})}
 	l.sent.Store(j.Sent)
