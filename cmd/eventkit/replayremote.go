@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,29 +91,12 @@ func (a *lookbackAPI) DryRun(ctx context.Context, spec replay.Spec) (int64, []lo
 
 // sampleRecord reads the fields a dry run prints from an event of the API.
 func sampleRecord(raw json.RawMessage) (lookback.Record, error) {
-	var ev eventkit.Event
+	var ev eventkit.Event // its JSON decoding undoes key_encoding
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		return lookback.Record{}, err
 	}
-	var key struct {
-		Key         *string `json:"key"`
-		KeyEncoding string  `json:"key_encoding"`
-	}
-	if err := json.Unmarshal(raw, &key); err != nil {
-		return lookback.Record{}, err
-	}
-	r := lookback.Record{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Timestamp: ev.Timestamp, ID: ev.ID, Type: ev.Type}
-	if key.Key != nil {
-		r.Key = []byte(*key.Key)
-		if key.KeyEncoding == "base64" {
-			b, err := base64.StdEncoding.DecodeString(*key.Key)
-			if err != nil {
-				return lookback.Record{}, fmt.Errorf("key: %w", err)
-			}
-			r.Key = b
-		}
-	}
-	return r, nil
+	return lookback.Record{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Timestamp: ev.Timestamp,
+		Key: ev.Key, ID: ev.ID, Type: ev.Type}, nil
 }
 
 func (a *lookbackAPI) Start(ctx context.Context, spec replay.Spec) (replay.Job, error) {
