@@ -180,45 +180,9 @@ func run(records, size, rounds int, only string) error {
 	return w.Flush()
 }
 
-// raw is the baseline: a franz-go group consumer that reads every record and
-// commits what it polled once a second, as an at-least-once consumer does.
+// raw is the baseline: franz-go's own group consumer.
 func raw(ctx context.Context, addr, topic, group string, n int) (time.Duration, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
-		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(fetchMax))
-	if err != nil {
-		return 0, err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	var (
-		seen       int
-		bytes      int
-		start      time.Time
-		lastCommit = time.Now()
-	)
-	for seen < n {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return 0, fmt.Errorf("saw %d of %d records: %w", seen, n, err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if start.IsZero() {
-				start = time.Now()
-			}
-			bytes += len(r.Value)
-			seen++
-		})
-		if time.Since(lastCommit) > time.Second {
-			if err := cl.CommitUncommittedOffsets(ctx); err != nil {
-				return 0, err
-			}
-			lastCommit = time.Now()
-		}
-	}
-	d := time.Since(start)
-	_ = bytes
-	return d, cl.CommitUncommittedOffsets(ctx)
+	return benchkit.RawConsume(ctx, addr, topic, group, n, kgo.FetchMaxBytes(fetchMax))
 }
 
 // ceiling runs h n times on workers goroutines, without Kafka: the most any

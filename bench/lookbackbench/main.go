@@ -236,42 +236,9 @@ func ingestPart(ctx context.Context, w io.Writer, stores []store, records, size,
 	return nil
 }
 
-// raw is the baseline: a franz-go group consumer that reads every record
-// and commits what it polled once a second.
+// raw is the baseline: franz-go's own group consumer.
 func raw(ctx context.Context, addr, group string, n int) (time.Duration, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
-		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(8<<20))
-	if err != nil {
-		return 0, err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	var (
-		seen       int
-		start      time.Time
-		lastCommit = time.Now()
-	)
-	for seen < n {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return 0, fmt.Errorf("saw %d of %d records: %w", seen, n, err)
-		}
-		fs.EachRecord(func(*kgo.Record) {
-			if start.IsZero() {
-				start = time.Now()
-			}
-			seen++
-		})
-		if time.Since(lastCommit) > time.Second {
-			if err := cl.CommitUncommittedOffsets(ctx); err != nil {
-				return 0, err
-			}
-			lastCommit = time.Now()
-		}
-	}
-	d := time.Since(start)
-	return d, cl.CommitUncommittedOffsets(ctx)
+	return benchkit.RawConsume(ctx, addr, topic, group, n, kgo.FetchMaxBytes(8<<20))
 }
 
 // counting times an archive from the start of its first Append to the end

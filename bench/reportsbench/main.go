@@ -191,41 +191,9 @@ func run(n, rounds, transfers, queries int) error {
 	return w.Flush()
 }
 
-// raw is the baseline: a franz-go group consumer that reads every record,
-// decodes nothing and stores nothing, committing once a second. Like
-// ingest, it is timed from its first record: a new group's join waits out
-// the broker's initial rebalance delay, which is not consuming.
+// raw is the baseline: franz-go's own group consumer.
 func raw(addr, group, _ string, n int) (time.Duration, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup(group), kgo.ConsumeTopics(events.TopicTransfers),
-		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		return 0, err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	var (
-		seen       int
-		start      time.Time
-		lastCommit = time.Now()
-	)
-	for seen < n {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return 0, fmt.Errorf("saw %d of %d records: %w", seen, n, err)
-		}
-		if start.IsZero() && !fs.Empty() {
-			start = time.Now()
-		}
-		fs.EachRecord(func(*kgo.Record) { seen++ })
-		if time.Since(lastCommit) > time.Second {
-			if err := cl.CommitUncommittedOffsets(ctx); err != nil {
-				return 0, err
-			}
-			lastCommit = time.Now()
-		}
-	}
-	return time.Since(start), cl.CommitUncommittedOffsets(ctx)
+	return benchkit.RawConsume(context.Background(), addr, events.TopicTransfers, group, n)
 }
 
 // ingest runs the reports service on a fresh database until every event
