@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/eventkit/eventkit/internal/archivesql"
 	"github.com/eventkit/eventkit/internal/jobsql"
@@ -49,7 +50,26 @@ func (s *JobStore) UpdateJob(ctx context.Context, j replay.Job) error {
 	if tag.RowsAffected() == 1 {
 		return nil
 	}
-	return s.reader().NotRunning(ctx, j.ID)
+	return s.reader().Unchanged(ctx, j.ID, j.Lease.Owner)
+}
+
+// AcquireJob implements [replay.JobStore].
+func (s *JobStore) AcquireJob(ctx context.Context, id string, l replay.Lease, now time.Time) (replay.Job, error) {
+	if !archivesql.Storable(id) {
+		return replay.Job{}, fmt.Errorf("replay job %s: %w", id, replay.ErrJobNotFound)
+	}
+	return s.reader().Acquire(ctx, pgConn{s.db.pool}, id, l, now)
+}
+
+// ReleaseJob implements [replay.JobStore].
+func (s *JobStore) ReleaseJob(ctx context.Context, id, owner string) error {
+	if !archivesql.Storable(id) {
+		return nil // no such job: nothing to release
+	}
+	if _, err := s.db.pool.Exec(ctx, jobStmts.Release, id, owner); err != nil {
+		return fmt.Errorf("replay job %s: release: %w", id, err)
+	}
+	return nil
 }
 
 // Job implements [replay.JobStore].

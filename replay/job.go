@@ -25,6 +25,12 @@ var (
 	// ErrNotRunning: the [Runner] is not inside Run, so it cannot start a
 	// job.
 	ErrNotRunning = errors.New("replay runner not running")
+	// ErrJobHeld: another runner's lease on the job has not expired, so
+	// it runs the job and this one may not.
+	ErrJobHeld = errors.New("replay job held by another runner")
+	// ErrLeaseLost: the runner that wrote the job no longer holds its
+	// lease; another one has taken the job over.
+	ErrLeaseLost = errors.New("replay job lease lost")
 )
 
 // Target says where replayed records go: a topic, which every group
@@ -134,7 +140,23 @@ type Job struct {
 	// Checkpoint is how far the job got, kept by the [JobStore] so that a
 	// restarted [Runner] resumes there.
 	Checkpoint Checkpoint `json:"-"`
+	// Lease says which runner runs the job, and until when without a
+	// renewal; the zero Lease leaves the job to any runner.
+	Lease Lease `json:"-"`
 }
+
+// Lease gives a running job to one [Runner] until a time, so that two
+// runners on one store never both send it. Its holder renews it while it
+// runs the job; a runner that was killed stops renewing, and once Until
+// has passed another runner takes the job over.
+type Lease struct {
+	Owner string    // the runner's id; empty: no runner
+	Until time.Time // when the lease ends unless renewed
+}
+
+// Held reports whether the lease keeps the job from every runner but its
+// owner at now: it has an owner and has not expired.
+func (l Lease) Held(now time.Time) bool { return l.Owner != "" && l.Until.After(now) }
 
 // Checkpoint is the durable progress of a job.
 type Checkpoint struct {
@@ -153,13 +175,28 @@ type Checkpoint struct {
 // their checkpoints outlive the process running them. Implementations are
 // in packages sqlite and postgres; both pass replay/jobstoretest.
 type JobStore interface {
-	// CreateJob stores a new job.
+	// CreateJob stores a new job, with its lease.
 	CreateJob(ctx context.Context, j Job) error
 	// UpdateJob writes j's status, counters, checkpoint and finish time
-	// over the stored job's, only while the stored job is running: it
-	// fails matching [ErrJobFinished] otherwise (cancelled by another
-	// process, say), and [ErrJobNotFound] for an unknown id.
+	// over the stored job's, only while the stored job is running and
+	// its lease is j.Lease.Owner's: it fails matching [ErrJobFinished]
+	// when the job has ended (cancelled by another process, say),
+	// [ErrLeaseLost] when another owner holds it, and [ErrJobNotFound]
+	// for an unknown id. It leaves the lease as it is.
 	UpdateJob(ctx context.Context, j Job) error
+	// AcquireJob gives the running job with that id to l.Owner until
+	// l.Until, in one atomic step, when no runner holds it at now: its
+	// owner is empty, is l.Owner already (which is how a holder renews
+	// its lease), or its lease ended at or before now. It returns the job
+	// as stored after the change. Otherwise it fails matching
+	// [ErrJobHeld], and returns the job as stored, whose Lease names the
+	// holder; [ErrJobFinished] for a job that has ended, [ErrJobNotFound]
+	// for an unknown id.
+	AcquireJob(ctx context.Context, id string, l Lease, now time.Time) (Job, error)
+	// ReleaseJob clears the job's lease when owner holds it, so that
+	// another runner may take the job over at once; when owner does not
+	// hold it there is nothing to release, and no error.
+	ReleaseJob(ctx context.Context, id, owner string) error
 	// Job returns the job with that id, or an error matching
 	// [ErrJobNotFound].
 	Job(ctx context.Context, id string) (Job, error)

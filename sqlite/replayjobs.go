@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/eventkit/eventkit/internal/jobsql"
 	"github.com/eventkit/eventkit/replay"
@@ -49,7 +50,20 @@ func (s *JobStore) UpdateJob(ctx context.Context, j replay.Job) error {
 	if n, err := res.RowsAffected(); err != nil || n == 1 {
 		return err
 	}
-	return s.reader().NotRunning(ctx, j.ID)
+	return s.reader().Unchanged(ctx, j.ID, j.Lease.Owner)
+}
+
+// AcquireJob implements [replay.JobStore].
+func (s *JobStore) AcquireJob(ctx context.Context, id string, l replay.Lease, now time.Time) (replay.Job, error) {
+	return s.reader().Acquire(ctx, sqlConn{s.db.write}, id, l, now)
+}
+
+// ReleaseJob implements [replay.JobStore].
+func (s *JobStore) ReleaseJob(ctx context.Context, id, owner string) error {
+	if _, err := s.db.write.ExecContext(ctx, jobStmts.Release, id, owner); err != nil {
+		return fmt.Errorf("replay job %s: release: %w", id, err)
+	}
+	return nil
 }
 
 // Job implements [replay.JobStore].

@@ -15,11 +15,11 @@ import (
 )
 
 // Columns are the columns of replay_jobs in the order of Args and Scan.
-const Columns = "id, status, created_by, created_at, finished_at, matched, sent, failed, spec, checkpoint"
+const Columns = "id, status, created_by, created_at, finished_at, matched, sent, failed, spec, checkpoint, owner, lease_until"
 
 // Statements are the store's SQL in one database's placeholders.
 type Statements struct {
-	Insert, Update, Get, List, ListStatus string
+	Insert, Update, Acquire, Release, Get, List, ListStatus string
 }
 
 // New returns the statements with param(n) as the n-th placeholder
@@ -28,10 +28,19 @@ func New(param func(n int) string) Statements {
 	p := param
 	return Statements{
 		Insert: "INSERT INTO replay_jobs (" + Columns + ") VALUES (" + p(1) + ", " + p(2) + ", " + p(3) + ", " + p(4) + ", " +
-			p(5) + ", " + p(6) + ", " + p(7) + ", " + p(8) + ", " + p(9) + ", " + p(10) + ")",
-		// Only a running job moves: a job cancelled elsewhere stays so.
+			p(5) + ", " + p(6) + ", " + p(7) + ", " + p(8) + ", " + p(9) + ", " + p(10) + ", " + p(11) + ", " + p(12) + ")",
+		// Only a running job moves, and only by its lease's owner: a job
+		// cancelled elsewhere stays so, and a runner whose job was taken
+		// over cannot write over the new owner's progress.
 		Update: "UPDATE replay_jobs SET status = " + p(2) + ", finished_at = " + p(3) + ", matched = " + p(4) + ", sent = " + p(5) +
-			", failed = " + p(6) + ", checkpoint = " + p(7) + " WHERE id = " + p(1) + " AND status = 'running'",
+			", failed = " + p(6) + ", checkpoint = " + p(7) + " WHERE id = " + p(1) + " AND status = 'running' AND owner = " + p(8),
+		// One statement, so that of two runners taking over an expired
+		// lease at once exactly one gets the row: SQLite has one writer,
+		// and PostgreSQL checks the WHERE again on the row the first
+		// writer left.
+		Acquire: "UPDATE replay_jobs SET owner = " + p(2) + ", lease_until = " + p(3) + " WHERE id = " + p(1) +
+			" AND status = 'running' AND (owner = '' OR owner = " + p(2) + " OR lease_until <= " + p(4) + ") RETURNING " + Columns,
+		Release:    "UPDATE replay_jobs SET owner = '', lease_until = 0 WHERE id = " + p(1) + " AND owner = " + p(2),
 		Get:        "SELECT " + Columns + " FROM replay_jobs WHERE id = " + p(1),
 		List:       "SELECT " + Columns + " FROM replay_jobs ORDER BY created_at DESC, id DESC",
 		ListStatus: "SELECT " + Columns + " FROM replay_jobs WHERE status = " + p(1) + " ORDER BY created_at DESC, id DESC",
@@ -48,7 +57,8 @@ func InsertArgs(j replay.Job) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay job %s: checkpoint: %w", j.ID, err)
 	}
-	return []any{j.ID, string(j.Status), j.CreatedBy, j.CreatedAt.UnixNano(), finished(j), j.Matched, j.Sent, j.Failed, string(spec), string(ck)}, nil
+	return []any{j.ID, string(j.Status), j.CreatedBy, j.CreatedAt.UnixNano(), finished(j), j.Matched, j.Sent, j.Failed, string(spec), string(ck),
+		j.Lease.Owner, until(j.Lease)}, nil
 }
 
 // UpdateArgs are the arguments of Update.
@@ -57,7 +67,21 @@ func UpdateArgs(j replay.Job) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay job %s: checkpoint: %w", j.ID, err)
 	}
-	return []any{j.ID, string(j.Status), finished(j), j.Matched, j.Sent, j.Failed, string(ck)}, nil
+	return []any{j.ID, string(j.Status), finished(j), j.Matched, j.Sent, j.Failed, string(ck), j.Lease.Owner}, nil
+}
+
+// AcquireArgs are the arguments of Acquire.
+func AcquireArgs(id string, l replay.Lease, now time.Time) []any {
+	return []any{id, l.Owner, until(l), now.UnixNano()}
+}
+
+// until is the lease's end in Unix nanoseconds; 0 for none, which the
+// zero time would not give.
+func until(l replay.Lease) int64 {
+	if l.Until.IsZero() {
+		return 0
+	}
+	return l.Until.UnixNano()
 }
 
 func finished(j replay.Job) *int64 {
@@ -107,14 +131,53 @@ func (r Reader) Jobs(ctx context.Context, status replay.Status) ([]replay.Job, e
 	return out, rows.Err()
 }
 
-// NotRunning is the error of an update that changed nothing: the job is
-// unknown, or no longer running.
-func (r Reader) NotRunning(ctx context.Context, id string) error {
+// Unchanged is the error of an update by owner that changed nothing: the
+// job is unknown, no longer running, or held by another owner.
+func (r Reader) Unchanged(ctx context.Context, id, owner string) error {
 	j, err := r.Job(ctx, id)
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
+	case j.Status != replay.Running:
+		return fmt.Errorf("replay job %s is %s: %w", id, j.Status, replay.ErrJobFinished)
+	case j.Lease.Owner != owner:
+		return fmt.Errorf("replay job %s is held by %s, not by %s: %w", id, holder(j.Lease.Owner), holder(owner), replay.ErrLeaseLost)
 	}
-	return fmt.Errorf("replay job %s is %s: %w", id, j.Status, replay.ErrJobFinished)
+	// Moved back meanwhile: the update found it otherwise.
+	return fmt.Errorf("replay job %s changed during the update: %w", id, replay.ErrLeaseLost)
+}
+
+func holder(owner string) string {
+	if owner == "" {
+		return "no runner"
+	}
+	return owner
+}
+
+// Acquire implements [replay.JobStore.AcquireJob] with Acquire on the
+// database's writer w.
+func (r Reader) Acquire(ctx context.Context, w archivesql.Conn, id string, l replay.Lease, now time.Time) (replay.Job, error) {
+	// A lease released or expired between a refused acquire and the read
+	// that explains it would be reported held by no one: try again.
+	for range 3 {
+		j, err := Scan(w.QueryRow(ctx, r.Stmts.Acquire, AcquireArgs(id, l, now)...))
+		if !errors.Is(err, r.NoRows) {
+			if err != nil {
+				return j, fmt.Errorf("replay job %s: acquire: %w", id, err)
+			}
+			return j, nil
+		}
+		if j, err = r.Job(ctx, id); err != nil {
+			return j, err
+		}
+		if j.Status != replay.Running {
+			return j, fmt.Errorf("replay job %s is %s: %w", id, j.Status, replay.ErrJobFinished)
+		}
+		if j.Lease.Held(now) && j.Lease.Owner != l.Owner {
+			return j, fmt.Errorf("replay job %s is held by %s until %s: %w", id, j.Lease.Owner, j.Lease.Until.Format(time.RFC3339Nano), replay.ErrJobHeld)
+		}
+	}
+	return replay.Job{}, fmt.Errorf("replay job %s: acquire: its lease keeps changing", id)
 }
 
 // Scan reads a row of Columns.
@@ -125,9 +188,14 @@ func Scan(row archivesql.Scanner) (replay.Job, error) {
 		createdAt        int64
 		finishedAt       *int64
 		spec, checkpoint string
+		leaseUntil       int64
 	)
-	if err := row.Scan(&j.ID, &status, &j.CreatedBy, &createdAt, &finishedAt, &j.Matched, &j.Sent, &j.Failed, &spec, &checkpoint); err != nil {
+	if err := row.Scan(&j.ID, &status, &j.CreatedBy, &createdAt, &finishedAt, &j.Matched, &j.Sent, &j.Failed, &spec, &checkpoint,
+		&j.Lease.Owner, &leaseUntil); err != nil {
 		return j, err
+	}
+	if leaseUntil != 0 {
+		j.Lease.Until = time.Unix(0, leaseUntil)
 	}
 	j.Status = replay.Status(status)
 	j.CreatedAt = time.Unix(0, createdAt)
