@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"strings"
 	"sync"
@@ -22,8 +23,9 @@ import (
 const drainTimeout = 10 * time.Second
 
 // execute runs one job until it has sent everything, is cancelled, fails,
-// or the Runner stops.
-func (r *Runner) execute(ctx context.Context, l *liveJob, resume bool) {
+// is no longer this Runner's, or the Runner stops. It reports whether the
+// job stopped still running and this Runner's, for Run to release.
+func (r *Runner) execute(ctx context.Context, l *liveJob, resume bool) (left bool) {
 	j := l.snapshot()
 	log := r.cfg.logger.With("replay", j.ID)
 	var already map[string]bool
@@ -31,9 +33,11 @@ func (r *Runner) execute(ctx context.Context, l *liveJob, resume bool) {
 		var err error
 		if already, err = r.sentSince(ctx, j); err != nil {
 			if ctx.Err() == nil {
+				// Kept leased: it is tried again once the lease expires.
 				log.Error("replay job not resumed: cannot read back its target", "err", err)
+				return false
 			}
-			return
+			return l.yieldedFor() == nil
 		}
 	}
 
@@ -61,10 +65,15 @@ func (r *Runner) execute(ctx context.Context, l *liveJob, resume bool) {
 	sem := make(chan struct{}, r.cfg.maxInFlight)
 	var inflight sync.WaitGroup
 
+	// save writes as j.Lease.Owner, this Runner, which the store refuses
+	// once another runner has taken the job over.
 	save := func() error {
 		ck, sent, failed := t.fold()
 		j.Checkpoint, j.Sent, j.Failed = ck, sent, failed
 		if err := r.store.UpdateJob(context.WithoutCancel(ctx), j); err != nil {
+			if elsewhere(err) {
+				l.yield(err)
+			}
 			return err
 		}
 		l.mu.Lock()
@@ -74,11 +83,10 @@ func (r *Runner) execute(ctx context.Context, l *liveJob, resume bool) {
 	}
 
 	var (
-		readErr     error
-		completed   bool
-		endedByPeer bool // cancelled in the store by another process
-		lastSave    = time.Now()
-		tokens      int // taken from the limiter, not yet used
+		readErr   error
+		completed bool
+		lastSave  = time.Now()
+		tokens    int // taken from the limiter, not yet used
 	)
 	// The limiter hands out tokens a few at a time: one wake-up a record
 	// would cost more than the record on a busy machine.
@@ -135,8 +143,7 @@ records:
 		}
 		if time.Since(lastSave) >= r.cfg.checkpointEvery {
 			lastSave = time.Now()
-			if err := save(); errors.Is(err, ErrJobFinished) {
-				endedByPeer = true
+			if err := save(); elsewhere(err) {
 				break
 			} else if err != nil {
 				log.Warn("replay checkpoint not stored", "err", err)
@@ -157,16 +164,18 @@ records:
 
 	sent, failed := l.sent.Load(), l.failed.Load()
 	by := Actor{Name: j.CreatedBy}
+	if completed {
+		if err := save(); err != nil && !elsewhere(err) {
+			log.Warn("replay checkpoint not stored", "err", err)
+		}
+	}
 	switch cancelledBy := l.cancelled.Load(); {
-	case endedByPeer:
-		log.Info("replay job cancelled elsewhere")
+	case l.yieldedFor() != nil:
+		logYielded(log, l.yieldedFor())
 	case readErr != nil:
 		j.Sent, j.Failed = sent, failed
 		r.finish(ctx, l, j, Failed, by, readErr)
 	case completed:
-		if err := save(); err != nil && !errors.Is(err, ErrJobFinished) {
-			log.Warn("replay checkpoint not stored", "err", err)
-		}
 		status := Done
 		if failed > 0 {
 			status = Failed
@@ -177,9 +186,26 @@ records:
 		j.Sent, j.Failed = sent, failed
 		r.finish(ctx, l, j, Cancelled, *cancelledBy, nil)
 	default: // the Runner is stopping: keep the job running for the next Run
-		if err := save(); err != nil {
+		if err := save(); elsewhere(err) {
+			logYielded(log, err)
+			return false
+		} else if err != nil {
 			log.Warn("replay checkpoint not stored", "err", err)
 		}
+		return true
+	}
+	return false
+}
+
+// logYielded says why a job stopped here without ending.
+func logYielded(log *slog.Logger, err error) {
+	switch {
+	case errors.Is(err, ErrJobFinished):
+		log.Info("replay job cancelled elsewhere")
+	case errors.Is(err, ErrJobHeld), errors.Is(err, ErrLeaseLost):
+		log.Error("replay job taken over by another runner; stopped here", "err", err)
+	default:
+		log.Error("replay job stopped here: its lease could not be renewed; another runner may take it over", "err", err)
 	}
 }
 

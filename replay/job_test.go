@@ -41,21 +41,41 @@ var ops = replay.Actor{Name: "ops", Role: "operator"}
 
 func newEnv(t *testing.T, partitions int32, topics []string, opts ...replay.Opt) *env {
 	t.Helper()
+	e := newIdleEnv(t, partitions, topics)
+	e.r = e.runner(t, opts...)
+	e.run(t, e.r)
+	return e
+}
+
+// newIdleEnv is newEnv without a Runner, for tests that run their own.
+func newIdleEnv(t *testing.T, partitions int32, topics []string) *env {
+	t.Helper()
 	e := &env{b: testkit.Broker(t, partitions, topics...)}
 	e.cl = testkit.Client(t, e.b.Addr())
 	e.dbPath = filepath.Join(t.TempDir(), "lookback.db")
 	e.db = openSQLite(t, e.dbPath)
 	e.arch, e.jobs, e.audit = sqlite.NewArchive(e.db), sqlite.NewJobStore(e.db), sqlite.NewAuditLog(e.db)
-	e.r = e.runner(t, opts...)
-	testkit.Go(t, e.r.Run)
-	<-e.r.Ready()
 	return e
 }
 
 func (e *env) runner(t *testing.T, opts ...replay.Opt) *replay.Runner {
-	return replay.NewRunner(e.cl, e.arch, e.jobs, append([]replay.Opt{
+	return e.runnerOn(t, e.jobs, opts...)
+}
+
+// runnerOn is a Runner on the env's archive that keeps its jobs in store.
+func (e *env) runnerOn(t *testing.T, store replay.JobStore, opts ...replay.Opt) *replay.Runner {
+	return replay.NewRunner(e.cl, e.arch, store, append([]replay.Opt{
 		replay.Audit(e.audit), replay.Logger(testkit.Logger(t)), replay.CheckpointInterval(20 * time.Millisecond),
 	}, opts...)...)
+}
+
+// run runs r until the test ends (or Stop), once it has resumed the stored
+// jobs.
+func (e *env) run(t *testing.T, r *replay.Runner) *testkit.Running {
+	t.Helper()
+	run := testkit.Go(t, r.Run)
+	<-r.Ready()
+	return run
 }
 
 func openSQLite(t *testing.T, path string) *sqlite.DB {
@@ -124,6 +144,38 @@ func (e *env) wait(t *testing.T, id string) replay.Job {
 		t.Fatal(err)
 	}
 	return j
+}
+
+// ended returns the job once it has ended, wherever it runs.
+func ended(t *testing.T, r *replay.Runner, id string) replay.Job {
+	t.Helper()
+	var j replay.Job
+	testkit.Eventually(t, 30*time.Second, func() error {
+		var err error
+		if j, err = r.Get(context.Background(), id); err == nil && j.Status == replay.Running {
+			err = fmt.Errorf("still running, %d sent", j.Sent)
+		}
+		return err
+	})
+	return j
+}
+
+// sentOnce checks that the job ended done with all n records sent, and that
+// topic holds exactly one copy of each: one record per (replay id, origin).
+func (e *env) sentOnce(t *testing.T, j replay.Job, topic string, n int) {
+	t.Helper()
+	if j.Status != replay.Done || j.Sent != int64(n) || j.Failed != 0 || j.Matched != int64(n) {
+		t.Fatalf("job ended %+v, want done with %d sent", j, n)
+	}
+	byOrigin, _ := copies(t, e.b.Addr(), topic, j.ID)
+	if len(byOrigin) != n {
+		t.Fatalf("%d origins on the target, want %d", len(byOrigin), n)
+	}
+	for o, c := range byOrigin {
+		if c != 1 {
+			t.Errorf("origin %s sent %d times", o, c)
+		}
+	}
 }
 
 // copies counts the records of replay job id on topic by origin.
@@ -338,32 +390,18 @@ func TestResumeAfterKill(t *testing.T) {
 	_ = cmd.Wait()
 	before, _ := e.jobs.Job(context.Background(), id)
 
-	r := e.runner(t)
+	t.Logf("checkpoint at the kill: %d sent", before.Sent)
+
+	// The killed child's lease stays until it expires; a short TTL has
+	// this Runner look for it often.
+	r := e.runner(t, replay.LeaseTTL(300*time.Millisecond))
 	testkit.Go(t, r.Run)
-	testkit.Eventually(t, 30*time.Second, func() error {
-		j, err := r.Get(context.Background(), id)
-		if err == nil && j.Status == replay.Running {
-			err = errors.New("still running")
-		}
-		return err
-	})
-	j, _ := r.Get(context.Background(), id)
-	if j.Status != replay.Done || j.Sent != n || j.Failed != 0 || j.Matched != n {
-		t.Fatalf("resumed job ended %+v; checkpoint at kill: %d sent", j, before.Sent)
-	}
-	byOrigin, _ := copies(t, e.b.Addr(), "copies", id)
-	if len(byOrigin) != n {
-		t.Fatalf("%d origins on the target, want %d", len(byOrigin), n)
-	}
-	for o, c := range byOrigin {
-		if c != 1 {
-			t.Errorf("origin %s sent %d times", o, c)
-		}
-	}
+	e.sentOnce(t, ended(t, r, id), "copies", n)
 }
 
 // TestResumeChild is the process TestResumeAfterKill kills: it starts a
-// slow job, prints its id, and runs until killed.
+// slow job, prints its id, and runs until killed. Its short lease lets
+// another Runner take the job over soon after.
 func TestResumeChild(t *testing.T) {
 	dbPath := os.Getenv("REPLAY_CHILD_DB")
 	if dbPath == "" {
@@ -371,7 +409,8 @@ func TestResumeChild(t *testing.T) {
 	}
 	db := openSQLite(t, dbPath)
 	cl := testkit.Client(t, os.Getenv("REPLAY_CHILD_BROKER"))
-	r := replay.NewRunner(cl, sqlite.NewArchive(db), sqlite.NewJobStore(db), replay.CheckpointInterval(20*time.Millisecond))
+	r := replay.NewRunner(cl, sqlite.NewArchive(db), sqlite.NewJobStore(db), replay.CheckpointInterval(20*time.Millisecond),
+		replay.LeaseTTL(2*time.Second))
 	run := testkit.Go(t, r.Run)
 	<-r.Ready()
 	j, err := r.Start(context.Background(), replay.Spec{Filter: lookback.Filter{Topic: "orders"}, Target: replay.Target{Topic: "copies"}, Rate: 1000}, ops)

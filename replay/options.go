@@ -1,7 +1,10 @@
 package replay
 
 import (
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"os"
 	"slices"
 	"time"
 
@@ -24,6 +27,8 @@ type cfg struct {
 	maxInFlight     int
 	sample          int
 	resume          func(id string) bool
+	id              string
+	leaseTTL        time.Duration
 }
 
 func defaultCfg() cfg {
@@ -35,7 +40,20 @@ func defaultCfg() cfg {
 		maxInFlight:     8192,
 		sample:          10,
 		resume:          func(string) bool { return true },
+		id:              defaultRunnerID(),
+		leaseTTL:        30 * time.Second,
 	}
+}
+
+// defaultRunnerID names the host and process, for an operator reading who
+// holds a job, and adds a random suffix, since a pid is reused (by a
+// restarted container, say) and two Runners in one process are distinct.
+func defaultRunnerID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("%s/%d/%04x", host, os.Getpid(), rand.N(1<<16))
 }
 
 // Audit records every start, cancel and end of a job in log: who, the
@@ -70,8 +88,34 @@ func SampleSize(n int) Opt { return opt(func(c *cfg) { c.sample = min(max(n, 0),
 
 // ResumeOnly makes Run resume only the running jobs with these ids (none
 // when given none), for a process that runs its own job next to a service
-// that runs the others: two Runners must never run the same job. Default:
-// Run resumes every running job of the store.
+// that runs the others. Default: Run resumes every running job of the store
+// that no other Runner holds.
 func ResumeOnly(ids ...string) Opt {
 	return opt(func(c *cfg) { c.resume = func(id string) bool { return slices.Contains(ids, id) } })
+}
+
+// RunnerID names the Runner in the leases of the jobs it runs, which the
+// logs of other Runners show when they find a job held. Runners on one
+// store need ids of their own: a Runner takes over at once a job whose
+// lease bears its id. Default: host/pid/random suffix.
+func RunnerID(id string) Opt {
+	return opt(func(c *cfg) {
+		if id != "" {
+			c.id = id
+		}
+	})
+}
+
+// LeaseTTL sets how long a job stays this Runner's without a renewal. The
+// Runner renews its jobs' leases, and looks for running jobs that no
+// Runner holds, every third of it; once the process is killed, another
+// Runner takes its jobs over when their leases expire. A shorter TTL means
+// a quicker takeover and more writes to the database; the clocks of the
+// hosts sharing a store must agree to well within it. Default 30s.
+func LeaseTTL(d time.Duration) Opt {
+	return opt(func(c *cfg) {
+		if d > 0 {
+			c.leaseTTL = max(d, 3*time.Millisecond)
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/eventkit/eventkit/kafka"
 	"github.com/eventkit/eventkit/lookback"
@@ -27,6 +28,20 @@ type Actor struct {
 // their rate, keeping each job's progress in a [JobStore]. Run owns every
 // job's goroutine; a job that Run leaves unfinished (the process stopped or
 // crashed) is resumed by the next Run on the same store.
+//
+// # One runner per job
+//
+// Several Runners may share a store (lookback and an `eventkit replay --db`
+// command, say); a [Lease] in the store gives each running job to one of
+// them. A Runner stores the jobs it starts leased to itself, renews the
+// leases of the jobs it runs every third of [LeaseTTL], and on the same
+// tick takes over the running jobs whose lease has expired or was
+// released. A Runner that stops gracefully releases its unfinished jobs,
+// so that the next one resumes them at once; the jobs of a killed process
+// are taken over once their leases expire. A Runner whose lease went to
+// another stops the job without writing to it. Lease times come from the
+// [Clock] of each Runner: the clocks of hosts sharing a store must agree to
+// well within the TTL.
 //
 // # Exactly once across restarts
 //
@@ -68,6 +83,10 @@ type Runner struct {
 	accepting bool
 	wg        sync.WaitGroup // every job goroutine
 	live      map[string]*liveJob
+	// left are the jobs that stopped because Run stops, still running in
+	// the store: released once every job goroutine has stopped, which is
+	// after the last renewal.
+	left []string
 }
 
 // NewRunner returns a Runner that reads archive, keeps its jobs in store
@@ -85,8 +104,12 @@ func NewRunner(cl *kgo.Client, archive lookback.Archive, store JobStore, opts ..
 
 // liveJob is a job this Runner is running.
 type liveJob struct {
-	mu  sync.Mutex
-	job Job // as last persisted
+	id string
+
+	mu      sync.Mutex
+	job     Job   // as last persisted
+	lease   Lease // as last acquired or renewed
+	yielded error // why the job is no longer this Runner's to write; see yield
 
 	sent, failed atomic.Int64
 	cancel       context.CancelFunc
@@ -94,9 +117,34 @@ type liveJob struct {
 	done         chan struct{}
 }
 
+// yield stops the job without finishing or saving it here, for err: another
+// runner holds it, another process ended it, or its lease is about to
+// lapse.
+func (l *liveJob) yield(err error) {
+	l.mu.Lock()
+	if l.yielded == nil {
+		l.yielded = err
+	}
+	l.mu.Unlock()
+	l.cancel()
+}
+
+func (l *liveJob) yieldedFor() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.yielded
+}
+
+// elsewhere reports whether err says that the job is no longer this
+// Runner's to write: another runner holds it, or it has ended.
+func elsewhere(err error) bool {
+	return errors.Is(err, ErrJobHeld) || errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrJobFinished)
+}
+
 func (l *liveJob) snapshot() Job {
 	l.mu.Lock()
 	j := l.job
+	j.Lease = l.lease
 	l.mu.Unlock()
 	if j.Status == Running {
 		j.Sent, j.Failed = l.sent.Load(), l.failed.Load()
@@ -105,11 +153,13 @@ func (l *liveJob) snapshot() Job {
 	return j
 }
 
-// Run resumes the store's running jobs, runs the jobs [Runner.Start]
-// adds, and returns once ctx is done and every job goroutine has stopped.
-// Jobs stopped so stay running in the store, checkpointed, for the next
-// Run. Run returns an error only when it cannot list the jobs to resume.
-// A Runner runs once.
+// Run resumes the store's running jobs that no other Runner holds, runs
+// the jobs [Runner.Start] adds, renews their leases, takes over the jobs
+// whose lease expires, and returns once ctx is done and every job
+// goroutine has stopped. Jobs stopped so stay running in the store,
+// checkpointed and released, for the next Run. Run returns an error only
+// when it cannot list the jobs to resume when it starts. A Runner runs
+// once.
 func (r *Runner) Run(ctx context.Context) error {
 	r.mu.Lock()
 	if r.started {
@@ -125,42 +175,152 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.mu.Unlock()
 		markReady() // a caller waiting on Ready learns Start's ErrNotRunning
 		r.wg.Wait()
+		r.releaseLeft(context.WithoutCancel(ctx))
 	}()
 
-	jobs, err := r.store.Jobs(ctx, Running)
-	if err != nil {
-		return fmt.Errorf("replay runner: list running jobs: %w", err)
-	}
-	for _, j := range jobs {
-		if !r.cfg.resume(j.ID) {
-			continue
-		}
-		r.cfg.logger.Info("resuming replay job", "id", j.ID, "target", j.Target.String(), "sent", j.Sent, "matched", j.Matched)
-		if err := r.launch(j, true); err != nil {
-			return err
-		}
+	if err := r.takeFree(ctx, true); err != nil {
+		return err
 	}
 	r.mu.Lock()
 	r.accepting = true
 	r.mu.Unlock()
 	markReady()
-	<-ctx.Done()
+
+	// A third of the TTL leaves a failed renewal one more try before the
+	// lease expires.
+	tick := time.NewTicker(r.cfg.leaseTTL / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		r.renew(ctx)
+		if err := r.takeFree(ctx, false); err != nil && ctx.Err() == nil {
+			r.cfg.logger.Warn("replay runner: running jobs not listed", "err", err)
+		}
+	}
+}
+
+func (r *Runner) lease(now time.Time) Lease {
+	return Lease{Owner: r.cfg.id, Until: now.Add(r.cfg.leaseTTL)}
+}
+
+// takeFree lists the store's running jobs and resumes those that no other
+// Runner holds. The first listing, before Start is accepted, asks for each
+// and logs those held elsewhere. Later listings skip at once every job
+// whose lease has not expired, which includes the jobs that Start is
+// storing meanwhile, leased to this Runner, and are not live yet.
+func (r *Runner) takeFree(ctx context.Context, first bool) error {
+	jobs, err := r.store.Jobs(ctx, Running)
+	if err != nil {
+		return fmt.Errorf("replay runner: list running jobs: %w", err)
+	}
+	now := r.cfg.now()
+	for _, j := range jobs {
+		if !r.cfg.resume(j.ID) || r.liveJob(j.ID) != nil || (!first && j.Lease.Held(now)) {
+			continue
+		}
+		got, err := r.store.AcquireJob(ctx, j.ID, r.lease(now), now)
+		switch {
+		case errors.Is(err, ErrJobHeld):
+			if first {
+				r.cfg.logger.Info("replay job runs elsewhere; taken over if that lease expires",
+					"id", j.ID, "owner", got.Lease.Owner, "until", got.Lease.Until)
+			}
+			continue
+		case errors.Is(err, ErrJobFinished):
+			continue
+		case err != nil:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.cfg.logger.Error("replay job not taken; tried again later", "id", j.ID, "err", err)
+			continue
+		}
+		r.cfg.logger.Info("resuming replay job", "id", j.ID, "target", j.Target.String(), "sent", got.Sent, "matched", got.Matched,
+			"previous_owner", j.Lease.Owner)
+		switch err := r.launch(got, true); {
+		case errors.Is(err, errLive): // Start launched it meanwhile
+		case err != nil:
+			r.release(ctx, j.ID)
+			return err
+		}
+	}
 	return nil
+}
+
+// renew extends the lease of every job running here. A job whose lease
+// went to another runner, or that another process ended, stops without
+// being finished or saved here; so does a job whose lease would expire
+// before the next try, since another runner may take it over then.
+func (r *Runner) renew(ctx context.Context) {
+	r.mu.Lock()
+	live := make([]*liveJob, 0, len(r.live))
+	for _, l := range r.live {
+		live = append(live, l)
+	}
+	r.mu.Unlock()
+	for _, l := range live {
+		now := r.cfg.now()
+		j, err := r.store.AcquireJob(ctx, l.id, r.lease(now), now)
+		switch until := l.snapshot().Lease.Until; {
+		case err == nil:
+			l.mu.Lock()
+			l.lease = j.Lease
+			l.mu.Unlock()
+		case elsewhere(err):
+			l.yield(err)
+		case ctx.Err() != nil:
+			return
+		case !now.Add(r.cfg.leaseTTL / 3).Before(until):
+			l.yield(fmt.Errorf("lease not renewed before it expires at %s: %w", until.Format(time.RFC3339Nano), err))
+		default:
+			r.cfg.logger.Warn("replay job lease not renewed; tried again later", "id", l.id, "until", until, "err", err)
+		}
+	}
+}
+
+// release clears this Runner's lease on the job, so that the next Runner
+// resumes it at once; without, it waits for the lease to expire.
+func (r *Runner) release(ctx context.Context, id string) {
+	if err := r.store.ReleaseJob(context.WithoutCancel(ctx), id, r.cfg.id); err != nil {
+		r.cfg.logger.Warn("replay job lease not released: taken over once it expires", "id", id, "err", err)
+	}
+}
+
+func (r *Runner) releaseLeft(ctx context.Context) {
+	r.mu.Lock()
+	left := r.left
+	r.left = nil
+	r.mu.Unlock()
+	for _, id := range left {
+		r.release(ctx, id)
+	}
 }
 
 // Ready is closed once Run has resumed the stored running jobs, so that
 // Start can be called, or once Run has returned.
 func (r *Runner) Ready() <-chan struct{} { return r.ready }
 
-// launch starts j's goroutine under Run.
+// errLive: launch found the job running here already.
+var errLive = errors.New("replay job running here already")
+
+// launch starts j's goroutine under Run. A job Start stores is live only
+// once launched, and a later listing may meet it: whichever launches it
+// first runs it, and the other gets errLive.
 func (r *Runner) launch(j Job, resume bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.base == nil || r.base.Err() != nil || (!resume && !r.accepting) {
 		return ErrNotRunning
 	}
+	if _, dup := r.live[j.ID]; dup {
+		return errLive
+	}
 	ctx, cancel := context.WithCancel(r.base)
-	l := &liveJob{job: j, cancel: cancel, done: make(chan struct{})}
+	l := &liveJob{id: j.ID, job: j, lease: j.Lease, cancel: cancel, done: make(chan struct{})}
 	l.sent.Store(j.Sent)
 	l.failed.Store(j.Failed)
 	r.live[j.ID] = l
@@ -169,9 +329,12 @@ func (r *Runner) launch(j Job, resume bool) error {
 		defer r.wg.Done()
 		defer close(l.done)
 		defer cancel()
-		r.execute(ctx, l, resume)
+		left := r.execute(ctx, l, resume)
 		r.mu.Lock()
 		delete(r.live, j.ID)
+		if left {
+			r.left = append(r.left, j.ID)
+		}
 		r.mu.Unlock()
 	}()
 	return nil
@@ -225,14 +388,20 @@ func (r *Runner) Start(ctx context.Context, spec Spec, actor Actor) (Job, error)
 		ID: id.String(), Status: Running, Matched: matched,
 		Target: spec.Target, Mode: spec.Mode, CreatedBy: actor.Name, CreatedAt: now,
 		Spec: spec, Checkpoint: Checkpoint{Floors: floors},
+		// From now, not from the start of Start: preparing the target
+		// may take a while.
+		Lease: r.lease(r.cfg.now()),
 	}
 	if err := r.store.CreateJob(ctx, j); err != nil {
 		return Job{}, fmt.Errorf("replay: store job: %w", err)
 	}
 	r.audit(ctx, actor, "replay.start", j, map[string]any{"spec": spec, "matched": matched}, "ok")
-	if err := r.launch(j, false); err != nil {
-		// Run ended between the check and here: the stored job resumes
-		// with the next Run.
+	switch err := r.launch(j, false); {
+	case errors.Is(err, errLive): // a listing met it first, and runs it
+	case err != nil:
+		// Run ended between the check and here: the stored job, released,
+		// resumes with the next Run.
+		r.release(ctx, j.ID)
 		return j, err
 	}
 	return j, nil
@@ -394,6 +563,10 @@ func (r *Runner) Cancel(ctx context.Context, id string, actor Actor) (Job, error
 	if err != nil {
 		return Job{}, err
 	}
+	if j.Status == Running {
+		// It stopped here without ending: another runner has it now.
+		return r.cancelStored(ctx, id, actor)
+	}
 	if j.Status != Cancelled {
 		// It ended by itself before the cancel took.
 		r.audit(ctx, actor, "replay.cancel", j, nil, "conflict: "+string(j.Status))
@@ -402,12 +575,20 @@ func (r *Runner) Cancel(ctx context.Context, id string, actor Actor) (Job, error
 	return j, nil
 }
 
+// cancelStored ends a job that runs elsewhere (or nowhere) in the store.
+// It writes as the holder of the job's lease, whose process stops the job
+// at its next checkpoint or renewal. A lease that moves between the read
+// and the write (another runner taking the job over) is read again.
 func (r *Runner) cancelStored(ctx context.Context, id string, actor Actor) (Job, error) {
-	j, err := r.store.Job(ctx, id)
-	if err != nil {
-		return Job{}, err
-	}
-	if j.Status == Running {
+	for tries := 1; ; tries++ {
+		j, err := r.store.Job(ctx, id)
+		if err != nil {
+			return Job{}, err
+		}
+		if j.Status != Running {
+			r.audit(ctx, actor, "replay.cancel", j, nil, "conflict: "+string(j.Status))
+			return j, fmt.Errorf("job %s is %s: %w", id, j.Status, ErrJobFinished)
+		}
 		ended := j
 		at := r.cfg.now()
 		ended.Status, ended.FinishedAt = Cancelled, &at
@@ -416,15 +597,12 @@ func (r *Runner) cancelStored(ctx context.Context, id string, actor Actor) (Job,
 		case err == nil:
 			r.audit(ctx, actor, "replay.cancel", ended, nil, "ok")
 			return ended, nil
-		case !errors.Is(err, ErrJobFinished):
+		case errors.Is(err, ErrJobFinished): // it ended meanwhile: read how
+		case errors.Is(err, ErrLeaseLost) && tries < 3:
+		default:
 			return Job{}, fmt.Errorf("replay: cancel %s: %w", id, err)
 		}
-		if j, err = r.store.Job(ctx, id); err != nil { // it ended meanwhile
-			return Job{}, err
-		}
 	}
-	r.audit(ctx, actor, "replay.cancel", j, nil, "conflict: "+string(j.Status))
-	return j, fmt.Errorf("job %s is %s: %w", id, j.Status, ErrJobFinished)
 }
 
 // audit records an action; a failure to record is logged, since the action
