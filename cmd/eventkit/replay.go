@@ -34,6 +34,7 @@ type replayFlags struct {
 	rate     float64
 	dryRun   bool
 	resume   string
+	leaseTTL time.Duration
 }
 
 func newReplayCmd(s *streams) *cobra.Command {
@@ -64,7 +65,9 @@ names the token's owner. No --brokers needed.
 
 Progress shows on stderr; the job as JSON goes to stdout at the end. An
 interrupt cancels the job. A job whose process was killed stays running
-in the database: --resume ID continues it, sending nothing twice.`,
+in the database, held by that process for up to 30 seconds: then a
+lookback service on the same database takes it over, or --resume ID
+continues it (waiting for the hold to end), sending nothing twice.`,
 		Example: `  eventkit replay --db sqlite://eventkit-data/lookback.db --filter topic=payments,type=payment.settled --to-group reports
   eventkit replay --db postgres://lookback@db/lookback --filter topic=orders,from=2024-05-01T10:00:00Z --to-topic orders --rate 500 --dry-run
   EVENTKIT_TOKEN=... eventkit replay --lookback http://127.0.0.1:8080 --ids 0190f0c2-…,0190f0c3-… --to-group reports`,
@@ -90,7 +93,11 @@ in the database: --resume ID continues it, sending nothing twice.`,
 	fl.Float64Var(&f.rate, "rate", 0, "events a second at most (0: no limit)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the count and a sample; send nothing")
 	fl.StringVar(&f.resume, "resume", "", "continue the job with this id, left running by a process that was killed")
-	commandLineOnly(fl, "dry-run", "resume")
+	// For tests, which cannot wait for a killed process's lease as long
+	// as an operator can.
+	fl.DurationVar(&f.leaseTTL, "lease-ttl", 30*time.Second, "how long the job stays this process's after it was killed")
+	_ = fl.MarkHidden("lease-ttl")
+	commandLineOnly(fl, "dry-run", "resume", "lease-ttl")
 	return cmd
 }
 
@@ -171,18 +178,15 @@ func (f *replayFlags) run(ctx context.Context, s *streams, spec replay.Spec) err
 	defer cl.Close()
 	// This process runs its own job only: a lookback service on the same
 	// database runs the others.
-	r := replay.NewRunner(cl, db.archive, db.jobs, replay.Audit(db.audit), replay.ResumeOnly(f.resume))
+	r := replay.NewRunner(cl, db.archive, db.jobs, replay.Audit(db.audit), replay.ResumeOnly(f.resume), replay.LeaseTTL(f.leaseTTL))
 	local := localRunner{r: r, actor: replay.Actor{Name: actorName(), Role: "operator"}}
 	if spec.DryRun {
 		return f.drive(ctx, s, local, spec, "", 0)
 	}
 
-	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	running := make(chan error, 1)
-	go func() { running <- r.Run(runCtx) }()
-	defer func() { stop(); <-running }()
-
 	if f.resume != "" {
+		// Read before Run takes the job, so that a lease shown is the
+		// killed process's.
 		job, err := db.jobs.Job(ctx, f.resume)
 		if err != nil {
 			return err
@@ -190,7 +194,14 @@ func (f *replayFlags) run(ctx context.Context, s *streams, spec replay.Spec) err
 		if job.Status != replay.Running {
 			return fmt.Errorf("job %s is %s: nothing to resume", job.ID, job.Status)
 		}
+		if l := job.Lease; l.Held(time.Now()) {
+			fmt.Fprintf(s.err, "replay %s: waiting for the lease of %s to expire at %s\n", job.ID, l.Owner, l.Until.Format(time.RFC3339))
+		}
 	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	running := make(chan error, 1)
+	go func() { running <- r.Run(runCtx) }()
+	defer func() { stop(); <-running }()
 	return f.drive(ctx, s, local, spec, f.resume, 100*time.Millisecond)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -236,5 +237,57 @@ func TestReplayThroughLookback(t *testing.T) {
 	}
 	if code := p.signal(syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d after SIGTERM; stderr: %s", code, p.stderr.String())
+	}
+}
+
+// A replay whose command was killed stays held by it until its lease
+// expires: --resume says that it waits, then takes the job over and
+// finishes it, every event on the target once.
+func TestReplayResumeAfterKill(t *testing.T) {
+	const n = 100
+	dsn := archiveDB(t, n)
+	b := testkit.Broker(t, 1, "orders", "copies")
+	db, err := sqlite.Open(context.Background(), strings.TrimPrefix(dsn, "sqlite://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	jobs := sqlite.NewJobStore(db)
+
+	killed := start(t, "replay", "--db", dsn, "--brokers", b.Addr(), "--filter", "topic=orders", "--to-topic", "copies", "--rate", "25",
+		"--lease-ttl", "3s")
+	// Killed once a checkpoint is stored, so that the resumed job starts
+	// there and reads back what was sent after it.
+	var id string
+	testkit.Eventually(t, waitLimit, func() error {
+		running, err := jobs.Jobs(context.Background(), replay.Running)
+		if err != nil || len(running) != 1 || running[0].Sent == 0 {
+			return fmt.Errorf("running jobs %+v, %v; want one with a checkpoint", running, err)
+		}
+		id = running[0].ID
+		return nil
+	})
+	killed.signal(syscall.SIGKILL)
+
+	r := run(t, nil, "", "replay", "--db", dsn, "--brokers", b.Addr(), "--resume", id, "--lease-ttl", "300ms")
+	if r.code != 0 || !strings.Contains(r.stdout, `"status":"done"`) || !strings.Contains(r.stdout, `"sent":100`) {
+		t.Fatalf("exit %d, stdout %s, stderr %s", r.code, r.stdout, r.stderr)
+	}
+	if want := "replay " + id + ": waiting for the lease of "; !strings.HasPrefix(r.stderr, want) || !strings.Contains(r.stderr, " to expire at ") {
+		t.Fatalf("stderr %q, want it to start %q…to expire at", r.stderr, want)
+	}
+	byOrigin := make(map[string]int)
+	for _, rec := range testkit.ReadAll(t, b.Addr(), "copies") {
+		if ev := kafka.EventOf(rec); ev.Replay != nil && ev.Replay.ID == id {
+			byOrigin[ev.Replay.Origin]++
+		}
+	}
+	if len(byOrigin) != n {
+		t.Fatalf("%d origins on the target, want %d", len(byOrigin), n)
+	}
+	for o, c := range byOrigin {
+		if c != 1 {
+			t.Errorf("origin %s sent %d times", o, c)
+		}
 	}
 }
