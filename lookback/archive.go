@@ -85,6 +85,10 @@ type Query struct {
 	// Cursor is a previous page's NextCursor; empty starts at the first
 	// page. A cursor is only valid with the filter and order it came from.
 	Cursor string
+	// Bare answers records with what Kafka carries only (coordinates,
+	// timestamp, key, value and headers), leaving their CloudEvents fields
+	// empty: what a replay sends, read for less.
+	Bare bool
 }
 
 const (

@@ -231,7 +231,7 @@ func (r *Runner) readAhead(ctx context.Context, f lookback.Filter, cursor string
 		defer close(done)
 		defer close(c)
 		for {
-			page, err := r.archive.Query(ctx, lookback.Query{Filter: f, Order: lookback.Asc, Limit: size, Cursor: cursor})
+			page, err := r.archive.Query(ctx, lookback.Query{Filter: f, Order: lookback.Asc, Limit: size, Cursor: cursor, Bare: true})
 			if ctx.Err() != nil {
 				return
 			}

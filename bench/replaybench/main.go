@@ -292,7 +292,7 @@ func job(a lookback.Archive, store replay.JobStore) func(context.Context, *kgo.C
 func read(a lookback.Archive) func(context.Context, *kgo.Client, string) (time.Duration, error) {
 	return func(ctx context.Context, _ *kgo.Client, _ string) (time.Duration, error) {
 		t0 := time.Now()
-		q := lookback.Query{Filter: lookback.Filter{Topic: "bench.events", To: time.Now()}, Order: lookback.Asc, Limit: lookback.MaxLimit}
+		q := lookback.Query{Filter: lookback.Filter{Topic: "bench.events", To: time.Now()}, Order: lookback.Asc, Limit: lookback.MaxLimit, Bare: true}
 		for {
 			page, err := a.Query(ctx, q)
 			if err != nil {

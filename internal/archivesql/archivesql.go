@@ -75,7 +75,7 @@ func DecodeHeaders(b []byte) ([]eventkit.Header, error) {
 		if k <= 0 || l > uint64(len(b)-k) {
 			return nil, errHeaders
 		}
-		hs[i].Key = string(b[k : k+int(l)])
+		hs[i].Key = headerName(b[k : k+int(l)])
 		b = b[k+int(l):]
 		l, k = binary.Uvarint(b)
 		if k <= 0 || (l > 0 && l-1 > uint64(len(b)-k)) {
@@ -88,6 +88,28 @@ func DecodeHeaders(b []byte) ([]eventkit.Header, error) {
 		}
 	}
 	return hs, nil
+}
+
+// knownNames are header names most records carry, so that decoding them
+// allocates nothing.
+var knownNames = func() map[string]string {
+	m := make(map[string]string)
+	for _, n := range []string{eventkit.HeaderID, eventkit.HeaderSource, eventkit.HeaderType, eventkit.HeaderSubject,
+		eventkit.HeaderContentType, eventkit.HeaderSpecVersion, eventkit.HeaderTime,
+		eventkit.HeaderReplayID, eventkit.HeaderReplayMode, eventkit.HeaderReplayOrigin} {
+		m[n] = n
+	}
+	for _, n := range eventkit.TraceHeaders {
+		m[n] = n
+	}
+	return m
+}()
+
+func headerName(b []byte) string {
+	if n, ok := knownNames[string(b)]; ok { // no allocation: the compiler looks up without converting
+		return n
+	}
+	return string(b)
 }
 
 // Columns that stand for a CloudEvents binding header. A record's first
@@ -300,7 +322,11 @@ func OrderBy(o lookback.Order) string {
 }
 
 // RecordColumns are the columns ScanRecord reads, in its order.
-const RecordColumns = "topic, part, off, ts, key, value, headers, ce_id, ce_type, ce_source, ce_subject, ce_time, content_type"
+const RecordColumns = BareColumns + ", ce_id, ce_type, ce_source, ce_subject, ce_time, content_type"
+
+// BareColumns are the columns ScanBare reads, in its order: what Kafka
+// carries, without the CloudEvents columns.
+const BareColumns = "topic, part, off, ts, key, value, headers"
 
 // Scanner is a row of either driver.
 type Scanner interface{ Scan(dest ...any) error }
@@ -318,17 +344,39 @@ func ScanRecord(s Scanner) (lookback.Record, error) {
 		&id, &typ, &src, &sub, &ceTime, &ct); err != nil {
 		return r, err
 	}
-	hs, err := DecodeHeaders(headers)
-	if err != nil {
-		return r, fmt.Errorf("%s: %w", eventkit.FormatCoordinates(r.Topic, r.Partition, r.Offset), err)
+	if err := finish(&r, ts, headers); err != nil {
+		return r, err
 	}
-	r.Headers = hs
-	r.Timestamp = time.Unix(0, ts)
 	r.ID, r.Type, r.Source, r.Subject, r.ContentType = string(id), string(typ), string(src), string(sub), string(ct)
 	if ceTime.Valid {
 		r.Time = time.Unix(0, ceTime.Int64)
 	}
 	return r, nil
+}
+
+// ScanBare reads BareColumns, leaving the record's CloudEvents fields
+// empty.
+func ScanBare(s Scanner) (lookback.Record, error) {
+	var (
+		r       lookback.Record
+		ts      int64
+		headers []byte
+	)
+	if err := s.Scan(&r.Topic, &r.Partition, &r.Offset, &ts, &r.Key, &r.Value, &headers); err != nil {
+		return r, err
+	}
+	return r, finish(&r, ts, headers)
+}
+
+// finish sets what r's timestamp and headers columns hold.
+func finish(r *lookback.Record, ts int64, headers []byte) error {
+	hs, err := DecodeHeaders(headers)
+	if err != nil {
+		return fmt.Errorf("%s: %w", eventkit.FormatCoordinates(r.Topic, r.Partition, r.Offset), err)
+	}
+	r.Headers = hs
+	r.Timestamp = time.Unix(0, ts)
+	return nil
 }
 
 // Query returns the statement and arguments of one page of q, which must
@@ -344,7 +392,11 @@ func Query(d Dialect, q lookback.Query) (string, []any, error) {
 		}
 		b.After(q.Order, p)
 	}
-	return "SELECT " + RecordColumns + " FROM lookback_events" + b.Where() + OrderBy(q.Order) +
+	cols := RecordColumns
+	if q.Bare {
+		cols = BareColumns
+	}
+	return "SELECT " + cols + " FROM lookback_events" + b.Where() + OrderBy(q.Order) +
 		" LIMIT " + strconv.Itoa(q.PageSize()+1), b.Args, nil
 }
 

@@ -44,9 +44,13 @@ func (r Reader) Query(ctx context.Context, q lookback.Query) (lookback.Page, err
 		return lookback.Page{}, fmt.Errorf("archive: query: %w", err)
 	}
 	defer rows.Close()
+	scan := ScanRecord
+	if q.Bare {
+		scan = ScanBare
+	}
 	recs := make([]lookback.Record, 0, q.PageSize()+1)
 	for rows.Next() {
-		rec, err := ScanRecord(rows)
+		rec, err := scan(rows)
 		if err != nil {
 			return lookback.Page{}, fmt.Errorf("archive: query: %w", err)
 		}

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +45,7 @@ func Run(t *testing.T, newArchive func(t *testing.T) lookback.Archive) {
 		{"PagesKeepTheirPlace", testPagesKeepPlace},
 		{"Links", testLinks},
 		{"Topics", testTopics},
+		{"BareRecords", testBare},
 		{"DeleteBeforeRemovesOnlyOld", testDeleteBefore},
 		{"HostileFilterValues", testHostile},
 		{"BadQueries", testBadQueries},
@@ -511,6 +513,30 @@ func testTopics(t *testing.T, a lookback.Archive) {
 		if i > 0 && got[i-1].Topic >= g.Topic {
 			t.Errorf("topics not by name: %q before %q", got[i-1].Topic, g.Topic)
 		}
+	}
+}
+
+// A bare query answers the same records with what Kafka carries only.
+func testBare(t *testing.T, a lookback.Archive) {
+	mustAppend(t, a, dataset(), nil)
+	q := lookback.Query{Filter: lookback.Filter{Topic: "orders"}, Order: lookback.Asc, Limit: 4}
+	full := queryAll(t, a, q)
+	q.Bare = true
+	bare := queryAll(t, a, q)
+	if len(full) == 0 || len(bare) != len(full) {
+		t.Fatalf("%d bare records, %d full ones", len(bare), len(full))
+	}
+	withID := false
+	for i, b := range bare {
+		f := full[i]
+		withID = withID || f.ID != ""
+		kafka := lookback.Record{Topic: f.Topic, Partition: f.Partition, Offset: f.Offset, Timestamp: f.Timestamp, Key: f.Key, Value: f.Value, Headers: f.Headers}
+		if !reflect.DeepEqual(b, kafka) {
+			t.Errorf("bare record\n %+v\nwant\n %+v", b, kafka)
+		}
+	}
+	if !withID {
+		t.Error("no record with CloudEvents fields to leave out")
 	}
 }
 
