@@ -384,13 +384,28 @@ func finish(r *lookback.Record, ts int64, headers []byte) error {
 // [lookback.NewPage] uses to tell whether another page follows.
 func Query(d Dialect, q lookback.Query) (string, []any, error) {
 	b := NewBuilder(d)
-	b.Filter(q.Filter)
+	f := q.Filter
+	var after *lookback.Position
 	if q.Cursor != "" {
 		p, err := lookback.DecodeCursor(q.Order, q.Cursor)
 		if err != nil {
 			return "", nil, err
 		}
-		b.After(q.Order, p)
+		after = &p
+		// Past the first page the cursor bounds the timestamp more tightly
+		// than the filter on its side. Both bounds would let the database
+		// seek to the filter's and step over every record before the
+		// cursor, page after page.
+		if q.Order == lookback.Asc && !f.From.IsZero() && !p.Timestamp.Before(f.From) {
+			f.From = time.Time{}
+		}
+		if q.Order == lookback.Desc && !f.To.IsZero() && !p.Timestamp.After(f.To) {
+			f.To = time.Time{}
+		}
+	}
+	b.Filter(f)
+	if after != nil {
+		b.After(q.Order, *after)
 	}
 	cols := RecordColumns
 	if q.Bare {
