@@ -94,7 +94,7 @@ func (r *Runner) execute(ctx context.Context, l *liveJob, resume bool) (left boo
 	if limiter != nil {
 		chunk = max(1, limiter.Burst()/4)
 	}
-	pages := r.readAhead(ctx, j.Spec.Filter, j.Checkpoint.Cursor, pageSize)
+	pages := r.readAhead(ctx, j.Spec.Filter, j.Checkpoint.Cursor, pageSize, j.Matched-j.Sent-j.Failed)
 	defer pages.stop()
 records:
 	for res := range pages.c {
@@ -207,47 +207,6 @@ func logYielded(log *slog.Logger, err error) {
 	default:
 		log.Error("replay job stopped here: its lease could not be renewed; another runner may take it over", "err", err)
 	}
-}
-
-// pageReader reads a job's pages one ahead of the records being sent, so
-// that reading the archive and producing overlap.
-type pageReader struct {
-	c    chan pageResult
-	stop func() // stops the reader and waits for it; idempotent
-}
-
-type pageResult struct {
-	page lookback.Page
-	err  error
-}
-
-// readAhead starts reading f's pages in order after cursor. The channel
-// ends after the last page, after an error, or once ctx is done.
-func (r *Runner) readAhead(ctx context.Context, f lookback.Filter, cursor string, size int) pageReader {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	c := make(chan pageResult, 1)
-	go func() {
-		defer close(done)
-		defer close(c)
-		for {
-			page, err := r.archive.Query(ctx, lookback.Query{Filter: f, Order: lookback.Asc, Limit: size, Cursor: cursor, Bare: true})
-			if ctx.Err() != nil {
-				return
-			}
-			select {
-			case c <- pageResult{page, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil || page.NextCursor == "" {
-				return
-			}
-			cursor = page.NextCursor
-		}
-	}()
-	var once sync.Once
-	return pageReader{c: c, stop: func() { once.Do(func() { cancel(); <-done }) }}
 }
 
 // copyOf returns the replayed copy of rec for topic: its key, value and

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -343,14 +344,21 @@ func TestReplayToTopicDeduplicates(t *testing.T) {
 
 // A job whose process is killed mid-way resumes in the next Runner and
 // sends every matched event exactly once: one record per (replay id,
-// origin) on the target.
+// origin) on the target, whether it reads slices ahead in parallel or one
+// page ahead.
 func TestResumeAfterKill(t *testing.T) {
+	for _, readers := range []int{2, 1} {
+		t.Run(fmt.Sprintf("readers=%d", readers), func(t *testing.T) { testResumeAfterKill(t, readers) })
+	}
+}
+
+func testResumeAfterKill(t *testing.T, readers int) {
 	e := newEnv(t, 3, []string{"orders", "copies"})
 	const n = 3000
 	e.synthetic(t, n)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestResumeChild$")
-	cmd.Env = append(os.Environ(), "REPLAY_CHILD_DB="+e.dbPath, "REPLAY_CHILD_BROKER="+e.b.Addr())
+	cmd.Env = append(os.Environ(), "REPLAY_CHILD_DB="+e.dbPath, "REPLAY_CHILD_BROKER="+e.b.Addr(), "REPLAY_CHILD_READERS="+strconv.Itoa(readers))
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -394,7 +402,7 @@ func TestResumeAfterKill(t *testing.T) {
 
 	// The killed child's lease stays until it expires; a short TTL has
 	// this Runner look for it often.
-	r := e.runner(t, replay.LeaseTTL(300*time.Millisecond))
+	r := e.runner(t, replay.LeaseTTL(300*time.Millisecond), replay.PageSize(50), replay.Readers(readers))
 	testkit.Go(t, r.Run)
 	e.sentOnce(t, ended(t, r, id), "copies", n)
 }
@@ -409,8 +417,11 @@ func TestResumeChild(t *testing.T) {
 	}
 	db := openSQLite(t, dbPath)
 	cl := testkit.Client(t, os.Getenv("REPLAY_CHILD_BROKER"))
+	// Pages of 50 make slices of 400 records: a job of 3000 reads several
+	// ahead with more than one reader.
+	readers, _ := strconv.Atoi(os.Getenv("REPLAY_CHILD_READERS"))
 	r := replay.NewRunner(cl, sqlite.NewArchive(db), sqlite.NewJobStore(db), replay.CheckpointInterval(20*time.Millisecond),
-		replay.LeaseTTL(2*time.Second))
+		replay.LeaseTTL(2*time.Second), replay.PageSize(50), replay.Readers(readers))
 	run := testkit.Go(t, r.Run)
 	<-r.Ready()
 	j, err := r.Start(context.Background(), replay.Spec{Filter: lookback.Filter{Topic: "orders"}, Target: replay.Target{Topic: "copies"}, Rate: 1000}, ops)
@@ -419,6 +430,59 @@ func TestResumeChild(t *testing.T) {
 	}
 	fmt.Println(j.ID)
 	<-run.Done()
+}
+
+// A job reads slices of its time range ahead in parallel and sends them
+// in order: the copies come out in the archive's own order, whether the
+// records are spread out, bunched on one timestamp, or far apart.
+func TestReplayKeepsArchiveOrder(t *testing.T) {
+	e := newEnv(t, 1, []string{"copies"}, replay.PageSize(20), replay.Readers(3))
+	t0 := time.Now().Add(-2 * time.Hour)
+	var recs []lookback.Record
+	for i := range 3000 {
+		at := t0.Add(time.Duration(i) * time.Millisecond)
+		switch {
+		case i >= 2000:
+			at = t0.Add(time.Duration(i) * time.Second)
+		case i >= 1000:
+			at = t0.Add(time.Second)
+		}
+		recs = append(recs, lookback.NewRecord("orders", int32(i%3), int64(i/3), at, []byte("k"+strconv.Itoa(i%50)), []byte("v"), nil))
+	}
+	if err := e.arch.Append(context.Background(), recs, nil); err != nil {
+		t.Fatal(err)
+	}
+	j := e.wait(t, e.start(t, replay.Spec{Filter: lookback.Filter{Topic: "orders"}, Target: replay.Target{Topic: "copies"}}).ID)
+	if j.Status != replay.Done || j.Sent != 3000 {
+		t.Fatalf("job %+v, want done with 3000 sent", j)
+	}
+	var want []string
+	q := lookback.Query{Filter: lookback.Filter{Topic: "orders"}, Order: lookback.Asc, Limit: lookback.MaxLimit}
+	for {
+		p, err := e.arch.Query(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range p.Records {
+			want = append(want, eventkit.FormatCoordinates(p.Records[i].Topic, p.Records[i].Partition, p.Records[i].Offset))
+		}
+		if q.Cursor = p.NextCursor; q.Cursor == "" {
+			break
+		}
+	}
+	_, mine := copies(t, e.b.Addr(), "copies", j.ID)
+	got := make([]string, len(mine))
+	for i, r := range mine {
+		got[i] = kafka.EventOf(r).Replay.Origin
+	}
+	if !slices.Equal(got, want) {
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				t.Fatalf("copy %d is of %s, want %s (%d copies, %d archived)", i, got[i], want[i], len(got), len(want))
+			}
+		}
+		t.Fatalf("%d copies, %d archived", len(got), len(want))
+	}
 }
 
 // The limiter holds the rate: measured from the produced records' own

@@ -25,6 +25,7 @@ type cfg struct {
 	pageSize        int
 	checkpointEvery time.Duration
 	maxInFlight     int
+	readers         int
 	sample          int
 	resume          func(id string) bool
 	id              string
@@ -38,6 +39,7 @@ func defaultCfg() cfg {
 		pageSize:        lookback.MaxLimit,
 		checkpointEvery: time.Second,
 		maxInFlight:     8192,
+		readers:         2,
 		sample:          10,
 		resume:          func(string) bool { return true },
 		id:              defaultRunnerID(),
@@ -82,6 +84,13 @@ func CheckpointInterval(d time.Duration) Opt { return opt(func(c *cfg) { c.check
 // MaxInFlight bounds the records of one job produced and not yet
 // acknowledged; it bounds memory, and how long Cancel waits. Default 8192.
 func MaxInFlight(n int) Opt { return opt(func(c *cfg) { c.maxInFlight = max(n, 1) }) }
+
+// Readers sets how many slices of a job's records are read from the
+// archive at once: a job with many records to send cuts its time range
+// into consecutive slices, reads the next ones while it sends the first,
+// and sends them in order all the same. 1 reads one page ahead only.
+// Default 2.
+func Readers(n int) Opt { return opt(func(c *cfg) { c.readers = max(n, 1) }) }
 
 // SampleSize sets how many records DryRun returns. Default 10.
 func SampleSize(n int) Opt { return opt(func(c *cfg) { c.sample = min(max(n, 0), lookback.MaxLimit) }) }

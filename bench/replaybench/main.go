@@ -43,6 +43,7 @@ func main() {
 	records := flag.Int("records", 1_000_000, "archived events to replay")
 	size := flag.Int("size", 200, "event value size in bytes")
 	rounds := flag.Int("rounds", 3, "rounds of every scenario")
+	flag.IntVar(&readers, "readers", 0, "archive queries a job runs at once (0: the Runner's default)")
 	serve := flag.Bool("serve-broker", false, "internal: run the broker child")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured rounds to this file")
 	flag.Parse()
@@ -67,6 +68,7 @@ func main() {
 }
 
 var (
+	readers      int
 	startProfile = func() {}
 	stopProfile  = func() {}
 )
@@ -265,7 +267,11 @@ func raw(recs []lookback.Record) func(context.Context, *kgo.Client, string) (tim
 // job's end.
 func job(a lookback.Archive, store replay.JobStore) func(context.Context, *kgo.Client, string) (time.Duration, error) {
 	return func(ctx context.Context, cl *kgo.Client, topic string) (time.Duration, error) {
-		r := replay.NewRunner(cl, a, store)
+		var opts []replay.Opt
+		if readers > 0 {
+			opts = append(opts, replay.Readers(readers))
+		}
+		r := replay.NewRunner(cl, a, store, opts...)
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- r.Run(runCtx) }()
