@@ -81,13 +81,16 @@ func (e *Event) Header(key string) ([]byte, bool) {
 
 // FormatCoordinates returns "topic/partition/offset".
 func FormatCoordinates(topic string, partition int32, offset int64) string {
-	b := make([]byte, 0, len(topic)+24)
+	return string(AppendCoordinates(make([]byte, 0, len(topic)+24), topic, partition, offset))
+}
+
+// AppendCoordinates appends "topic/partition/offset" to b.
+func AppendCoordinates(b []byte, topic string, partition int32, offset int64) []byte {
 	b = append(b, topic...)
 	b = append(b, '/')
 	b = strconv.AppendInt(b, int64(partition), 10)
 	b = append(b, '/')
-	b = strconv.AppendInt(b, offset, 10)
-	return string(b)
+	return strconv.AppendInt(b, offset, 10)
 }
 
 // ParseCoordinates reads "topic/partition/offset". Kafka topic names cannot

@@ -41,7 +41,7 @@ func (r *Runner) execute(ctx context.Context, l *liveJob, resume bool) (left boo
 		}
 	}
 
-	topic := j.Spec.Target.TopicName()
+	cp := newCopier(j.Spec.Target.TopicName(), &j)
 	pageSize := r.cfg.pageSize
 	var limiter *rate.Limiter
 	if j.Spec.Rate > 0 {
@@ -108,10 +108,19 @@ records:
 			break
 		}
 		pg := t.add(lookback.EncodeCursor(lookback.Asc, lookback.PositionOf(&recs[len(recs)-1])), len(recs))
-		for i := range recs {
-			rec := &recs[i]
-			origin := eventkit.FormatCoordinates(rec.Topic, rec.Partition, rec.Offset)
-			if already[origin] {
+		// One callback for the page's records, which find their origin
+		// in their own headers.
+		produced := func(kr *kgo.Record, err error) {
+			t.ended(pg, kr, err)
+			if err != nil && produceCtx.Err() == nil {
+				log.Warn("replayed record not produced", "origin", string(kr.Headers[len(kr.Headers)-1].Value), "err", err)
+			}
+			<-sem
+			inflight.Done()
+		}
+		copies := cp.page(recs)
+		for i := range copies {
+			if already[string(copies[i].Headers[len(copies[i].Headers)-1].Value)] {
 				t.ended(pg, nil, nil)
 				continue
 			}
@@ -128,14 +137,7 @@ records:
 				break records
 			}
 			inflight.Add(1)
-			r.cl.Produce(produceCtx, copyOf(rec, topic, origin, &j), func(kr *kgo.Record, err error) {
-				t.ended(pg, kr, err)
-				if err != nil && produceCtx.Err() == nil {
-					log.Warn("replayed record not produced", "origin", origin, "err", err)
-				}
-				<-sem
-				inflight.Done()
-			})
+			r.cl.Produce(produceCtx, &copies[i], produced)
 		}
 		if res.page.NextCursor == "" {
 			completed = true
@@ -209,23 +211,49 @@ func logYielded(log *slog.Logger, err error) {
 	}
 }
 
-// copyOf returns the replayed copy of rec for topic: its key, value and
-// headers, without trace headers (the copy starts a trace of its own) and
-// earlier replay headers, plus this job's.
-func copyOf(rec *lookback.Record, topic, origin string, j *Job) *kgo.Record {
-	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+3)
-	for _, h := range rec.Headers {
-		if strings.HasPrefix(h.Key, eventkit.HeaderReplayPrefix) || isTraceHeader(h.Key) {
-			continue
-		}
-		hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+// copier makes a job's replayed copies: key, value and headers, without
+// trace headers (a copy starts a trace of its own) and earlier replay
+// headers, plus the job's, the origin last.
+type copier struct {
+	topic    string
+	id, mode []byte // shared by every copy: franz-go only reads them
+}
+
+func newCopier(topic string, j *Job) *copier {
+	return &copier{topic: topic, id: []byte(j.ID), mode: []byte(j.Mode)}
+}
+
+// page returns the copies of recs, in order. A page's copies share one
+// array of records, one of headers and one of origins, since they live and
+// die together: a few allocations a page instead of several a record.
+func (c *copier) page(recs []lookback.Record) []kgo.Record {
+	nh, no := 0, 0
+	for i := range recs {
+		nh += len(recs[i].Headers) + 3
+		no += len(recs[i].Topic) + 2 + 11 + 20 // the longest coordinates
 	}
-	hs = append(hs,
-		kgo.RecordHeader{Key: eventkit.HeaderReplayID, Value: []byte(j.ID)},
-		kgo.RecordHeader{Key: eventkit.HeaderReplayMode, Value: []byte(j.Mode)},
-		kgo.RecordHeader{Key: eventkit.HeaderReplayOrigin, Value: []byte(origin)},
-	)
-	return &kgo.Record{Topic: topic, Key: rec.Key, Value: rec.Value, Headers: hs}
+	out := make([]kgo.Record, len(recs))
+	hs := make([]kgo.RecordHeader, 0, nh)
+	origins := make([]byte, 0, no)
+	for i := range recs {
+		rec := &recs[i]
+		first := len(hs)
+		for _, h := range rec.Headers {
+			if strings.HasPrefix(h.Key, eventkit.HeaderReplayPrefix) || isTraceHeader(h.Key) {
+				continue
+			}
+			hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+		}
+		start := len(origins)
+		origins = eventkit.AppendCoordinates(origins, rec.Topic, rec.Partition, rec.Offset)
+		hs = append(hs,
+			kgo.RecordHeader{Key: eventkit.HeaderReplayID, Value: c.id},
+			kgo.RecordHeader{Key: eventkit.HeaderReplayMode, Value: c.mode},
+			kgo.RecordHeader{Key: eventkit.HeaderReplayOrigin, Value: origins[start:len(origins):len(origins)]},
+		)
+		out[i] = kgo.Record{Topic: c.topic, Key: rec.Key, Value: rec.Value, Headers: hs[first:len(hs):len(hs)]}
+	}
+	return out
 }
 
 func isTraceHeader(k string) bool {
