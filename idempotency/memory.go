@@ -21,21 +21,26 @@ const memoryPruneEvery = time.Minute
 // is also a [Pruner].
 //
 // A store holds a record for every event of the retention period, millions
-// of them on a busy node, so records are laid out for the garbage
-// collector: each is a value in its shard's map with no pointer of its own
-// (times as Unix nanoseconds, the owner as an index into the shard's few
-// owners), leaving the key as the only pointer the collector follows per
-// record. The rare results live in a map of their own.
+// of them on a busy node, so records are laid out for the garbage collector
+// and the cache: a shard's map is keyed by a 128-bit hash of the key (two
+// seeds of hash/maphash) and holds records with no pointer either (times
+// as Unix nanoseconds, the owner as an index into the shard's few owners),
+// so the collector never scans it. Two keys of one hash would be one
+// record; among a million keys the odds are about one in 10^27. The rare
+// results live in a map of their own.
 type MemoryStore struct {
-	seed   maphash.Seed
+	seeds  [2]maphash.Seed
 	shards [memoryShards]memoryShard
 }
 
+// memoryKey is a key's 128-bit hash.
+type memoryKey [2]uint64
+
 type memoryShard struct {
 	mu        sync.Mutex
-	records   map[string]record
-	results   map[string][]byte // of done records that have one
-	owners    []string          // record.owner indexes this
+	records   map[memoryKey]record
+	results   map[memoryKey][]byte // of done records that have one
+	owners    []string             // record.owner indexes this
 	ownerIDs  map[string]uint32
 	nextPrune time.Time
 	_         [64]byte // keep shards on separate cache lines
@@ -55,33 +60,35 @@ type record struct {
 
 // NewMemoryStore returns an empty store.
 func NewMemoryStore() *MemoryStore {
-	m := &MemoryStore{seed: maphash.MakeSeed()}
+	m := &MemoryStore{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	for i := range m.shards {
 		s := &m.shards[i]
-		s.records = make(map[string]record)
-		s.results = make(map[string][]byte)
+		s.records = make(map[memoryKey]record)
+		s.results = make(map[memoryKey][]byte)
 		s.ownerIDs = make(map[string]uint32)
 	}
 	return m
 }
 
-func (m *MemoryStore) shard(key string) *memoryShard {
-	return &m.shards[maphash.String(m.seed, key)%memoryShards]
+// shard returns key's hash and the shard that holds it.
+func (m *MemoryStore) shard(key string) (memoryKey, *memoryShard) {
+	k := memoryKey{maphash.String(m.seeds[0], key), maphash.String(m.seeds[1], key)}
+	return k, &m.shards[k[0]%memoryShards]
 }
 
 // Claim implements [Store].
 func (m *MemoryStore) Claim(_ context.Context, r ClaimRequest) (Outcome, error) {
-	s := m.shard(r.Key)
+	k, s := m.shard(r.Key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r.Now.After(s.nextPrune) {
 		s.pruneLocked(r.Now, -1)
 		s.nextPrune = r.Now.Add(memoryPruneEvery)
 	}
-	rec := s.records[r.Key]
+	rec := s.records[k]
 	switch rec.state {
 	case Done:
-		return Outcome{Status: AlreadyDone, DoneAt: time.Unix(0, rec.doneAt), Result: s.results[r.Key]}, nil
+		return Outcome{Status: AlreadyDone, DoneAt: time.Unix(0, rec.doneAt), Result: s.results[k]}, nil
 	case Claimed:
 		if rec.until > r.Now.UnixNano() {
 			return Outcome{Status: HeldElsewhere, Claim: s.asClaim(r.Key, rec)}, nil
@@ -94,7 +101,7 @@ func (m *MemoryStore) Claim(_ context.Context, r ClaimRequest) (Outcome, error) 
 	rec.attempt++
 	rec.until = r.Until.UnixNano()
 	rec.expire = r.Expire.UnixNano()
-	s.records[r.Key] = rec
+	s.records[k] = rec
 	// The caller's Until is returned as given, not as read back.
 	c := Claim{Key: r.Key, Owner: r.Owner, Token: rec.token, Attempt: rec.attempt, Deadline: r.Until}
 	return Outcome{Status: Acquired, Claim: c, TakenOver: rec.takenOver}, nil
@@ -102,18 +109,18 @@ func (m *MemoryStore) Claim(_ context.Context, r ClaimRequest) (Outcome, error) 
 
 // Complete implements [Store].
 func (m *MemoryStore) Complete(_ context.Context, c Claim, d Completion) error {
-	s := m.shard(c.Key)
+	k, s := m.shard(c.Key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec, ok := s.records[c.Key]
+	rec, ok := s.records[k]
 	switch {
 	case ok && rec.state == Claimed && s.holds(rec, c):
 		rec.state = Done
 		rec.doneAt = d.At.UnixNano()
 		rec.expire = d.Expire.UnixNano()
-		s.records[c.Key] = rec
+		s.records[k] = rec
 		if d.Result != nil {
-			s.results[c.Key] = append([]byte(nil), d.Result...)
+			s.results[k] = append([]byte(nil), d.Result...)
 		}
 		return nil
 	case ok && rec.state == Done && s.holds(rec, c):
@@ -124,15 +131,15 @@ func (m *MemoryStore) Complete(_ context.Context, c Claim, d Completion) error {
 
 // Release implements [Store].
 func (m *MemoryStore) Release(_ context.Context, c Claim) error {
-	s := m.shard(c.Key)
+	k, s := m.shard(c.Key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec, ok := s.records[c.Key]
+	rec, ok := s.records[k]
 	if !ok || rec.state != Claimed || !s.holds(rec, c) {
 		return ErrFenced
 	}
 	rec.state = Released
-	s.records[c.Key] = rec
+	s.records[k] = rec
 	return nil
 }
 
