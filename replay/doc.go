@@ -31,9 +31,12 @@
 // to a topic (every group sees them; deduplicate mode by default, so
 // groups that processed the originals skip them) or to one group's replay
 // topic (only that group sees them; reprocess mode by default, so it
-// processes them once more). A [Runner] runs jobs at a rate, counts
-// what it sent, cancels, and resumes a job that a stopped or crashed
-// process left unfinished, sending each record exactly once:
+// processes them once more). A [Runner] runs jobs at a rate, in the
+// archive's order (by timestamp, then coordinates), counts what it sent,
+// cancels, and resumes a job that a stopped or crashed process left
+// unfinished, sending each record exactly once. Runners that share a job
+// store (lookback and a command, say) never run one job both: a lease in
+// the store gives it to one of them:
 //
 //	r := replay.NewRunner(cl, archive, jobStore, replay.Audit(auditLog))
 //	go r.Run(ctx) // returns once ctx is done and every job has stopped
