@@ -37,7 +37,8 @@ func newReplayFixture(t *testing.T, topics ...string) *replayFixture {
 	rf.cl = testkit.Client(t, rf.b.Addr())
 	rf.fixture = newFixtureWith(t, func(f *fixture) []web.Opt {
 		rf.runner = replay.NewRunner(rf.cl, f.archive, sqlite.NewJobStore(f.db),
-			replay.Audit(f.audit), replay.Logger(testkit.Logger(t)), replay.CheckpointInterval(20*time.Millisecond))
+			replay.Audit(f.audit), replay.Logger(testkit.Logger(t)), replay.CheckpointInterval(20*time.Millisecond),
+			replay.RunnerID("lookback-under-test"))
 		return []web.Opt{web.Replays(rf.runner), web.Admin(kadm.NewClient(rf.cl))}
 	})
 	testkit.Go(t, rf.runner.Run)
@@ -176,6 +177,11 @@ func TestReplayAPI(t *testing.T) {
 	// A slow job cancels; a finished one does not.
 	var slow jobJSON
 	rf.post("POST", "/api/v1/replays", operatorToken, `{"filter": {"topic": "orders"}, "target": {"group": "slow"}, "rate": 1}`, 202, &slow)
+	// Its page says which process runs it, for an operator who wonders
+	// whether a running job runs anywhere.
+	if status, page := rf.page(viewerToken, "/replays/"+slow.ID); status != 200 || !strings.Contains(page, `id="runner">lookback-under-test, its lease renewed until`) {
+		t.Errorf("page of a running job: %d, want its runner named:\n%s", status, page)
+	}
 	var cancelled jobJSON
 	rf.post("DELETE", "/api/v1/replays/"+slow.ID, operatorToken, "", 200, &cancelled)
 	if cancelled.Status != "cancelled" || cancelled.Sent >= 30 {
