@@ -99,7 +99,9 @@ func (r *Runner) execute(ctx context.Context, l *liveJob, resume bool) (left boo
 records:
 	for res := range pages.c {
 		if res.err != nil {
-			readErr = fmt.Errorf("read the archive: %w", res.err)
+			if ctx.Err() == nil { // else the job is cancelled or the Runner stops: no read failed
+				readErr = fmt.Errorf("read the archive: %w", res.err)
+			}
 			break
 		}
 		recs := res.page.Records

@@ -44,7 +44,9 @@ func (r *Runner) readAhead(ctx context.Context, f lookback.Filter, cursor string
 		defer close(out)
 		slices, err := r.slices(ctx, f, cursor, size, left)
 		if err != nil {
-			send(ctx, out, pageResult{err: err})
+			if ctx.Err() == nil { // a read cut short by a cancel is no error
+				send(ctx, out, pageResult{err: err})
+			}
 			return
 		}
 		// A slice holds a token from the start of its read to the end of

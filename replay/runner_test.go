@@ -247,3 +247,44 @@ func TestTakenOverJobStops(t *testing.T) {
 		t.Fatalf("A sent all %d records of a job it no longer held", len(mine))
 	}
 }
+
+// stalledArchive answers no query: each waits for its context to end and
+// fails with its error, as a query a cancel cuts short does.
+type stalledArchive struct {
+	*sqlite.Archive
+	asked chan struct{} // a query is waiting
+	once  sync.Once
+}
+
+func (a *stalledArchive) Query(ctx context.Context, _ lookback.Query) (lookback.Page, error) {
+	a.once.Do(func() { close(a.asked) })
+	<-ctx.Done()
+	return lookback.Page{}, fmt.Errorf("archive: query: %w", ctx.Err())
+}
+
+// A cancel that cuts a job's archive read short ends the job cancelled,
+// not failed, whether the cancel finds it reading its slices' bounds
+// (pages of one make slices of eight) or reading a page.
+func TestCancelDuringRead(t *testing.T) {
+	for _, readers := range []int{2, 1} {
+		t.Run(fmt.Sprintf("readers=%d", readers), func(t *testing.T) {
+			e := &env{b: testkit.Broker(t, 1, "copies")}
+			e.cl = testkit.Client(t, e.b.Addr())
+			e.db = openSQLite(t, t.TempDir()+"/lookback.db")
+			e.arch = sqlite.NewArchive(e.db)
+			e.synthetic(t, 30)
+			arch := &stalledArchive{Archive: e.arch, asked: make(chan struct{})}
+			e.r = replay.NewRunner(e.cl, arch, sqlite.NewJobStore(e.db), replay.Logger(testkit.Logger(t)),
+				replay.PageSize(1), replay.Readers(readers))
+			testkit.Go(t, e.r.Run)
+			<-e.r.Ready()
+
+			j := e.start(t, replay.Spec{Filter: lookback.Filter{Topic: "orders"}, Target: replay.Target{Topic: "copies"}})
+			<-arch.asked
+			j, err := e.r.Cancel(context.Background(), j.ID, ops)
+			if err != nil || j.Status != replay.Cancelled {
+				t.Fatalf("cancel during a read: %+v, %v; want cancelled", j, err)
+			}
+		})
+	}
+}
