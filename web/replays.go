@@ -386,9 +386,8 @@ func (s *Server) uiCancelReplay(w http.ResponseWriter, r *http.Request) error {
 // Their links escape group names and ids as one path segment each: a
 // group's name may hold any character, '/' and '?' too.
 func (u *ui) addPages(names ...string) {
-	base := u.pages["error"] // the layout with its functions; its content is replaced
 	for _, name := range names {
-		t := template.Must(base.Clone()).Funcs(template.FuncMap{"segment": url.PathEscape})
+		t := template.Must(u.layout.Clone()).Funcs(template.FuncMap{"segment": url.PathEscape})
 		u.pages[name] = template.Must(t.ParseFS(uiFS, "ui/"+name+".html"))
 	}
 }

@@ -25,7 +25,7 @@ func TestReplayUIInChromium(t *testing.T) {
 	signIn(t, ctx, rf.srv.URL+"/replays", operatorToken)
 	step("fill the form", chromedp.Do(ctx,
 		chromedp.WaitVisible(chromedp.ID("replay-form")),
-		chromedp.SendKeys(chromedp.ID("r-topic"), "orders"),
+		chromedp.SendKeys(chromedp.ID("f-topic"), "orders"),
 		chromedp.SendKeys(chromedp.ID("r-target"), "billing"),
 		chromedp.SendKeys(chromedp.ID("r-rate"), "3"), // slow enough to show it running
 	))

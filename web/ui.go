@@ -26,6 +26,7 @@ import (
 var uiFS embed.FS
 
 type ui struct {
+	layout *template.Template // with its functions and shared parts; each page clones it
 	pages  map[string]*template.Template
 	static http.Handler
 }
@@ -39,11 +40,9 @@ func newUI() *ui {
 			return t.UTC().Format("2006-01-02 15:04:05.000Z")
 		},
 	}
-	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(uiFS, "ui/layout.html"))
-	u := &ui{pages: make(map[string]*template.Template)}
-	for _, name := range []string{"login", "events", "event", "topics", "audit", "error"} {
-		u.pages[name] = template.Must(template.Must(layout.Clone()).ParseFS(uiFS, "ui/"+name+".html"))
-	}
+	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(uiFS, "ui/layout.html", "ui/filter.html"))
+	u := &ui{layout: layout, pages: make(map[string]*template.Template)}
+	u.addPages("login", "events", "event", "topics", "audit", "error")
 	static, err := fs.Sub(uiFS, "ui/static")
 	if err != nil {
 		panic(err)
