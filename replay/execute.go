@@ -115,14 +115,14 @@ records:
 		produced := func(kr *kgo.Record, err error) {
 			t.ended(pg, kr, err)
 			if err != nil && produceCtx.Err() == nil {
-				log.Warn("replayed record not produced", "origin", string(kr.Headers[len(kr.Headers)-1].Value), "err", err)
+				log.Warn("replayed record not produced", "origin", string(originOf(kr)), "err", err)
 			}
 			<-sem
 			inflight.Done()
 		}
 		copies := cp.page(recs)
 		for i := range copies {
-			if already[string(copies[i].Headers[len(copies[i].Headers)-1].Value)] {
+			if already[string(originOf(&copies[i]))] {
 				t.ended(pg, nil, nil)
 				continue
 			}
@@ -166,29 +166,29 @@ records:
 		<-drained
 	}
 
-	sent, failed := l.sent.Load(), l.failed.Load()
 	by := Actor{Name: j.CreatedBy}
 	if completed {
 		if err := save(); err != nil && !elsewhere(err) {
 			log.Warn("replay checkpoint not stored", "err", err)
 		}
 	}
+	// A job that ends here ends with every record counted, in flight or
+	// not at the last checkpoint.
+	ended := j
+	ended.Sent, ended.Failed = l.sent.Load(), l.failed.Load()
 	switch cancelledBy := l.cancelled.Load(); {
 	case l.yieldedFor() != nil:
 		logYielded(log, l.yieldedFor())
 	case readErr != nil:
-		j.Sent, j.Failed = sent, failed
-		r.finish(ctx, l, j, Failed, by, readErr)
+		r.finish(ctx, l, ended, Failed, by, readErr)
 	case completed:
 		status := Done
-		if failed > 0 {
+		if ended.Failed > 0 {
 			status = Failed
 		}
-		j.Sent, j.Failed = sent, failed
-		r.finish(ctx, l, j, status, by, nil)
+		r.finish(ctx, l, ended, status, by, nil)
 	case cancelledBy != nil:
-		j.Sent, j.Failed = sent, failed
-		r.finish(ctx, l, j, Cancelled, *cancelledBy, nil)
+		r.finish(ctx, l, ended, Cancelled, *cancelledBy, nil)
 	default: // the Runner is stopping: keep the job running for the next Run
 		if err := save(); elsewhere(err) {
 			logYielded(log, err)
@@ -224,6 +224,9 @@ type copier struct {
 func newCopier(topic string, j *Job) *copier {
 	return &copier{topic: topic, id: []byte(j.ID), mode: []byte(j.Mode)}
 }
+
+// originOf returns the origin header of a copy, which copier puts last.
+func originOf(kr *kgo.Record) []byte { return kr.Headers[len(kr.Headers)-1].Value }
 
 // page returns the copies of recs, in order. A page's copies share one
 // array of records, one of headers and one of origins, since they live and

@@ -44,9 +44,7 @@ func (r *Runner) readAhead(ctx context.Context, f lookback.Filter, cursor string
 		defer close(out)
 		slices, err := r.slices(ctx, f, cursor, size, left)
 		if err != nil {
-			if ctx.Err() == nil { // a read cut short by a cancel is no error
-				send(ctx, out, pageResult{err: err})
-			}
+			send(ctx, out, pageResult{err: err})
 			return
 		}
 		// A slice holds a token from the start of its read to the end of
@@ -57,13 +55,13 @@ func (r *Runner) readAhead(ctx context.Context, f lookback.Filter, cursor string
 		go func() {
 			defer wg.Done()
 			defer close(started)
+			buffer := slicePages // pages a slice reads ahead
+			if len(slices) == 1 {
+				buffer = 1 // the job's one slice: read as it sends
+			}
 			for _, s := range slices {
 				if !send(ctx, tokens, struct{}{}) {
 					return
-				}
-				buffer := slicePages
-				if len(slices) == 1 {
-					buffer = 1
 				}
 				sr := &sliceRead{c: make(chan pageResult, buffer)}
 				wg.Add(1)
