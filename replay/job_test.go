@@ -56,6 +56,7 @@ func newIdleEnv(t *testing.T, partitions int32, topics []string) *env {
 	e.dbPath = filepath.Join(t.TempDir(), "lookback.db")
 	e.db = openSQLite(t, e.dbPath)
 	e.arch, e.jobs, e.audit = sqlite.NewArchive(e.db), sqlite.NewJobStore(e.db), sqlite.NewAuditLog(e.db)
+	t.Cleanup(func() { e.audit.Close() })
 	return e
 }
 

@@ -13,5 +13,9 @@ func TestArchive(t *testing.T) {
 }
 
 func TestAuditLog(t *testing.T) {
-	archivetest.RunAudit(t, func(t *testing.T) lookback.AuditLog { return sqlite.NewAuditLog(openDB(t)) })
+	archivetest.RunAudit(t, func(t *testing.T) lookback.AuditLog {
+		l := sqlite.NewAuditLog(openDB(t))
+		t.Cleanup(func() { l.Close() })
+		return l
+	})
 }

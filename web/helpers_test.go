@@ -51,7 +51,9 @@ func newFixtureWith(t *testing.T, more func(*fixture) []web.Opt, opts ...web.Opt
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	f := &fixture{t: t, db: db, archive: sqlite.NewArchive(db), audit: sqlite.NewAuditLog(db), reg: prometheus.NewRegistry()}
+	audit := sqlite.NewAuditLog(db)
+	t.Cleanup(func() { audit.Close() })
+	f := &fixture{t: t, db: db, archive: sqlite.NewArchive(db), audit: audit, reg: prometheus.NewRegistry()}
 	tokens, err := web.NewTokens(
 		web.Token{Name: "vera", Role: web.Viewer, Secret: viewerToken},
 		web.Token{Name: "otto", Role: web.Operator, Secret: operatorToken},

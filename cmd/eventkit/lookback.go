@@ -88,13 +88,15 @@ func openStore(ctx context.Context, dsn string) (*store, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &store{archive: sqlite.NewArchive(db), audit: sqlite.NewAuditLog(db), jobs: sqlite.NewJobStore(db), close: func() { db.Close() }}, nil
+		audit := sqlite.NewAuditLog(db)
+		return &store{archive: sqlite.NewArchive(db), audit: audit, jobs: sqlite.NewJobStore(db), close: func() { audit.Close(); db.Close() }}, nil
 	}
 	db, err := postgres.Open(ctx, rest)
 	if err != nil {
 		return nil, err
 	}
-	return &store{archive: postgres.NewArchive(db), audit: postgres.NewAuditLog(db), jobs: postgres.NewJobStore(db), close: db.Close}, nil
+	audit := postgres.NewAuditLog(db)
+	return &store{archive: postgres.NewArchive(db), audit: audit, jobs: postgres.NewJobStore(db), close: func() { audit.Close(); db.Close() }}, nil
 }
 
 // runningLookback is lookback serving: stop ends it.

@@ -60,6 +60,7 @@ func Run(t *testing.T, newArchive func(t *testing.T) lookback.Archive) {
 // each case.
 func RunAudit(t *testing.T, newLog func(t *testing.T) lookback.AuditLog) {
 	t.Run("RecordListPage", func(t *testing.T) { testAudit(t, newLog(t)) })
+	t.Run("ConcurrentRecords", func(t *testing.T) { testAuditConcurrent(t, newLog(t)) })
 }
 
 func ctxOf(t *testing.T) context.Context {
@@ -816,5 +817,48 @@ func testAudit(t *testing.T, l lookback.AuditLog) {
 	}
 	if _, err := l.List(ctx, lookback.AuditQuery{Limit: lookback.MaxLimit + 1}); !errors.Is(err, lookback.ErrBadQuery) {
 		t.Errorf("limit too large: %v, want ErrBadQuery", err)
+	}
+}
+
+// testAuditConcurrent records from many goroutines at once, as a flood of
+// denied requests does: every entry is stored once, under the id its
+// Record returned, whatever batch it was written in.
+func testAuditConcurrent(t *testing.T, l lookback.AuditLog) {
+	ctx := ctxOf(t)
+	const callers, each = 16, 20
+	ids := make([][]int64, callers)
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			for i := range each {
+				id, err := l.Record(ctx, lookback.AuditEntry{
+					At: t0, Actor: "caller-" + strconv.Itoa(c), Action: "denied", Target: strconv.Itoa(i), Outcome: "denied: no token",
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids[c] = append(ids[c], id)
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[int64]bool{}
+	for c := range callers {
+		es, err := l.List(ctx, lookback.AuditQuery{Actor: "caller-" + strconv.Itoa(c), Limit: each + 1})
+		if err != nil || len(es) != each {
+			t.Fatalf("caller %d: %d entries listed, want %d: %v", c, len(es), each, err)
+		}
+		for i, e := range es {
+			// Newest first: the caller's last Record is listed first.
+			want := ids[c][each-1-i]
+			if e.ID != want || e.Target != strconv.Itoa(each-1-i) {
+				t.Errorf("caller %d entry %d = id %d target %q, want id %d target %d", c, i, e.ID, e.Target, want, each-1-i)
+			}
+			if seen[e.ID] {
+				t.Errorf("id %d given twice", e.ID)
+			}
+			seen[e.ID] = true
+		}
 	}
 }
