@@ -28,7 +28,7 @@ func (c *Consumer) prepareTopics(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.drainTimeout)
 	defer cancel()
-	cl, err := kgo.NewClient(c.baseOpts()...)
+	cl, err := kgo.NewClient(c.connOpts()...)
 	if err != nil {
 		c.log.Warn("topics not checked", "error", err)
 		return
@@ -102,6 +102,11 @@ func (c *Consumer) publishStatus(cl *kgo.Client, leaving bool) {
 // controlLoop reads eventkit.control from its end, so that commands sent
 // before the agent started are never applied, and applies the commands for
 // this group to the partitions this member owns. It returns when ctx ends.
+//
+// Where the log ended when the agent started is what tells old commands
+// from new ones, not their ce_time: the sender's clock is not the agent's,
+// and a sender a few seconds behind would have its commands to a freshly
+// started agent dropped.
 func (c *Consumer) controlLoop(ctx context.Context, cl *kgo.Client) {
 	defer c.workers.Done()
 	for {
@@ -127,9 +132,6 @@ func (c *Consumer) command(ev *eventkit.Event) {
 	if err := json.Unmarshal(ev.Data, &cmd); err != nil || cmd.Group != c.cfg.group {
 		c.log.Warn("control command ignored: not a command for this group", "offset", ev.Offset, "type", ev.Type, "error", err)
 		return
-	}
-	if !ev.Time.IsZero() && ev.Time.Before(c.startedAt) {
-		return // sent before this agent started: it was meant for an earlier one
 	}
 	c.mu.RLock()
 	_, owned := c.parts[tp{cmd.Topic, cmd.Partition}]

@@ -56,8 +56,14 @@ func (r *statusReader) await(what string, ok func(eventkit.AgentStatus) bool) ev
 
 func sendCommand(t *testing.T, cl *kgo.Client, typ string, cmd eventkit.ControlCommand) {
 	t.Helper()
+	sendCommandAt(t, cl, typ, cmd, time.Now())
+}
+
+// sendCommandAt sends a command stamped with the sender's clock reading at.
+func sendCommandAt(t *testing.T, cl *kgo.Client, typ string, cmd eventkit.ControlCommand, at time.Time) {
+	t.Helper()
 	data, _ := json.Marshal(cmd)
-	ev := &eventkit.Event{ID: cmd.CommandID, Source: "/test", Type: typ, Time: time.Now(), Key: []byte(cmd.Group), Data: data}
+	ev := &eventkit.Event{ID: cmd.CommandID, Source: "/test", Type: typ, Time: at, Key: []byte(cmd.Group), Data: data}
 	testkit.Produce(t, cl, kafka.RecordOf(eventkit.ControlTopic, ev))
 }
 
@@ -89,7 +95,10 @@ func TestControlPlaneStatusAndCommands(t *testing.T) {
 	if out := outcome(st, "c-stale"); out.Applied || out.Reason == "" || len(st.Halted) != 1 {
 		t.Fatalf("stale command outcome %+v, halted %v", out, st.Halted)
 	}
-	sendCommand(t, cl, eventkit.TypeSkip, eventkit.ControlCommand{CommandID: "c-1", Group: "g", Topic: "orders", Partition: 0, Offset: 2, RequestedBy: "ops"})
+	// The sender's clock runs an hour behind the agent's: the command, sent
+	// after the agent started, applies all the same.
+	sendCommandAt(t, cl, eventkit.TypeSkip, eventkit.ControlCommand{CommandID: "c-1", Group: "g", Topic: "orders", Partition: 0, Offset: 2, RequestedBy: "ops"},
+		time.Now().Add(-time.Hour))
 	st = statuses.await("with the skip applied", func(st eventkit.AgentStatus) bool { return hasOutcome(st, "c-1") })
 	if !outcome(st, "c-1").Applied {
 		t.Fatalf("skip not applied: %+v", outcome(st, "c-1"))
