@@ -174,7 +174,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	ctlCtx, stopCtl := context.WithCancel(context.Background())
 	defer stopCtl()
 	if c.cfg.control {
-		ctl, err = kgo.NewClient(append(c.baseOpts(),
+		ctl, err = kgo.NewClient(append(c.connOpts(),
 			kgo.ConsumeTopics(eventkit.ControlTopic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))...)
 		if err != nil {
@@ -185,6 +185,10 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	cl, err := kgo.NewClient(c.clientOpts()...)
 	if err != nil {
 		return fmt.Errorf("consumer: kafka client: %w", err)
+	}
+	if err := c.replayExcluded(cl); err != nil {
+		cl.Close()
+		return err
 	}
 	c.cl.Store(cl)
 	c.log.Info("consumer starting", "topics", c.cfg.topics, "ordering", c.cfg.order.String(),
@@ -230,6 +234,27 @@ func (c *Consumer) baseOpts() []kgo.Opt {
 		opts = append(opts, kgo.SeedBrokers(c.cfg.brokers...))
 	}
 	return append(opts, c.cfg.clientOpts...)
+}
+
+// connOpts connect to the cluster for the agent's helper clients (the
+// control topic's reader, the admin that creates topics): brokers and the
+// caller's client options, less those that shape consumption (exclusions, a
+// regex subscription, fetch sizes, group settings), which are meant for the
+// group client alone and which franz-go refuses in a client that reads a
+// plain topic.
+func (c *Consumer) connOpts() []kgo.Opt {
+	opts := []kgo.Opt{kgo.WithLogger(kafka.Logger(c.cfg.logger))}
+	if len(c.cfg.brokers) > 0 {
+		opts = append(opts, kgo.SeedBrokers(c.cfg.brokers...))
+	}
+	for _, o := range c.cfg.clientOpts {
+		switch o.(type) {
+		case kgo.ConsumerOpt, kgo.GroupOpt:
+			continue
+		}
+		opts = append(opts, o)
+	}
+	return opts
 }
 
 func (c *Consumer) clientOpts() []kgo.Opt {

@@ -2,10 +2,33 @@ package consumer
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 
+	"github.com/eventkit/eventkit"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
+
+// replayExcluded refuses a regex subscription whose exclusions (the
+// caller's kgo.ConsumeExcludeTopics) also exclude the group's replay
+// topic: replays addressed to the group would never reach it, and nothing
+// would say why. A broad exclusion such as ^eventkit\. is the usual cause.
+func (c *Consumer) replayExcluded(cl *kgo.Client) error {
+	if !c.cfg.replay || !c.cfg.regex {
+		return nil
+	}
+	rt := eventkit.ReplayTopic(c.cfg.group)
+	for _, v := range cl.OptValues(kgo.ConsumeExcludeTopics) {
+		patterns, _ := v.([]string)
+		for _, p := range patterns {
+			if re, err := regexp.Compile(p); err == nil && re.MatchString(rt) {
+				return fmt.Errorf("consumer: the exclusion %q also excludes the group's replay topic %s, so replays to group %q would never arrive: narrow it to spare that topic, or turn the replay topic off with consumer.ReplayTopic(false)", p, rt, c.cfg.group)
+			}
+		}
+	}
+	return nil
+}
 
 // widestTopic returns the largest partition count among the topics the
 // agent consumes (1 when none exists yet), so that a replay keyed like the

@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/eventkit/eventkit/internal/testkit"
 	"github.com/eventkit/eventkit/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // An agent creates its group's replay topic, sized like its widest topic,
@@ -70,5 +72,61 @@ func TestReplayTopicOff(t *testing.T) {
 	}
 	if _, err := kafka.PartitionCount(context.Background(), kadm.NewClient(cl), eventkit.ReplayTopic("g")); err == nil {
 		t.Fatal("replay topic created with ReplayTopic(false)")
+	}
+}
+
+// A regex subscription whose exclusions would also exclude the group's
+// replay topic is refused at start, saying which exclusion and why, rather
+// than leaving replays to the group undelivered.
+func TestReplayTopicExcludedIsRefused(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	c := agent(t, b, "g", "^orders$", eventkit.HandlerFunc(func(context.Context, *eventkit.Event) error { return nil }),
+		consumer.TopicRegex(), consumer.ClientOpts(kgo.ConsumeExcludeTopics(`^__`, `^eventkit\.`)))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := c.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), `"^eventkit\\."`) || !strings.Contains(err.Error(), eventkit.ReplayTopic("g")) {
+		t.Fatalf("Run = %v, want the exclusion and the replay topic named", err)
+	}
+}
+
+// A regex subscription with exclusions of its own runs with the control
+// plane and the replay topic on: the exclusions shape the group's
+// subscription only, not the agent's helper clients, and spare the replay
+// topic.
+func TestRegexWithExclusions(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders", "orders.internal")
+	cl := testkit.Client(t, b.Addr())
+	got := make(chan *eventkit.Event, 4)
+	c := agent(t, b, "g", "^orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		got <- ev
+		return nil
+	}), consumer.TopicRegex(), consumer.ClientOpts(kgo.ConsumeExcludeTopics(`^orders\.internal$`)))
+	run := testkit.Go(t, c.Run)
+	testkit.Produce(t, cl, testkit.Events("orders.internal", "hidden", 1, nil)...)
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 1, nil)...)
+	want := []string{"e-0", "r-0"}
+	for i, id := range want {
+		select {
+		case ev := <-got:
+			if ev.ID != id {
+				t.Fatalf("handled %s from %s, want %s", ev.ID, ev.Topic, id)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s not handled", id)
+		}
+		if i == 0 {
+			// The replay topic exists once the agent runs; a record there
+			// reaches the handler too.
+			testkit.Produce(t, cl, testkit.Events(eventkit.ReplayTopic("g"), "r", 1, nil)...)
+		}
+	}
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-got:
+		t.Fatalf("handled %s from %s", ev.ID, ev.Topic)
+	default:
 	}
 }
