@@ -195,7 +195,9 @@ func Topics(topics ...string) Opt {
 }
 
 // TopicRegex makes the names given to Topics regular expressions, matched
-// against every topic of the cluster as it changes.
+// against every topic of the cluster as it changes. Exclusions go in
+// ClientOpts (kgo.ConsumeExcludeTopics); Run refuses one that would also
+// exclude the group's replay topic while ReplayTopic is on.
 func TopicRegex() Opt { return opt{func(c *cfg) { c.regex = true }} }
 
 // ReplayTopic sets whether the agent also consumes its group's replay topic,
