@@ -12,7 +12,7 @@
 //
 // [Middleware] drives it around the agent's handler:
 //
-//	store, err := sqlite.NewIdempotencyStore(db) // or postgres, or idempotency.NewMemoryStore()
+//	store := sqlite.NewIdempotencyStore(db) // or postgres, or idempotency.NewMemoryStore()
 //	...
 //	h := eventkit.Chain(handler, idempotency.Middleware(store,
 //		idempotency.LeaseTTL(30*time.Second),  // how long a claim holds the key

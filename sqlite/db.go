@@ -1,7 +1,7 @@
 // Package sqlite keeps eventkit's state in a SQLite database through a pure
-// Go driver (modernc.org/sqlite): the idempotency store today, the lookback
-// archive and the audit log next, each a concern of one [DB] with its own
-// migrations.
+// Go driver (modernc.org/sqlite): the idempotency store, the lookback
+// archive, its audit log and replay jobs, all in one [DB] whose migrations
+// create every table.
 //
 //	db, err := sqlite.Open(ctx, "eventkit.db")
 //	if err != nil {
@@ -18,6 +18,16 @@
 // through one connection: the stores' group-commit writer and the caller's
 // own transactions ([DB.BeginTx]) queue for it in Go instead of failing
 // with SQLITE_BUSY. Reads use a pool of their own.
+//
+// Parameters of a "file:" URI are kept, so a new database can take
+// settings of its own. A database that holds only the idempotency store
+// does better with 64 KiB pages, because its keys mostly grow at the end of
+// the table and a commit then writes fewer, fuller pages to the WAL
+// (docs/benchmarks.md has the figures); an archive, whose indexes take
+// writes all over, does worse with them. The page size is fixed when the
+// file is created:
+//
+//	db, err := sqlite.Open(ctx, "file:idempotency.db?_pragma=page_size(65536)")
 package sqlite
 
 import (

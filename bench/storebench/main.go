@@ -98,7 +98,11 @@ func run(records, size, rounds int, only, cpuProfile string) error {
 		{name: "memory", target: "≥ 0.5 of no store", ratio: 0.5, open: func(context.Context) (idempotency.Store, func(), error) {
 			return idempotency.NewMemoryStore(), func() {}, nil
 		}},
-		{name: "SQLite", target: "≥ 100000 events/s", absolute: 100_000, open: openSQLite},
+		{name: "SQLite", target: "≥ 100000 events/s", absolute: 100_000, open: openSQLite("")},
+		// A database that holds the idempotency table alone does better
+		// with larger pages: keys grow at the end of the table, and a
+		// commit writes fewer, fuller pages to the WAL.
+		{name: "SQLite, 64 KiB pages", target: "≥ 100000 events/s", absolute: 100_000, open: openSQLite("?_pragma=page_size(65536)")},
 	}
 	pg, err := pgtest.Start(ctx)
 	switch {
@@ -176,18 +180,22 @@ func yes(b bool) string {
 	return "no"
 }
 
-func openSQLite(ctx context.Context) (idempotency.Store, func(), error) {
-	dir, err := os.MkdirTemp("", "eventkit-storebench-")
-	if err != nil {
-		return nil, nil, err
+// openSQLite opens a fresh database file with params (a URI query, or
+// nothing) added to its name.
+func openSQLite(params string) store {
+	return func(ctx context.Context) (idempotency.Store, func(), error) {
+		dir, err := os.MkdirTemp("", "eventkit-storebench-")
+		if err != nil {
+			return nil, nil, err
+		}
+		db, err := sqlite.Open(ctx, "file:"+filepath.Join(dir, "eventkit.db")+params)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, nil, err
+		}
+		s := sqlite.NewIdempotencyStore(db)
+		return s, func() { s.Close(); db.Close(); os.RemoveAll(dir) }, nil
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "eventkit.db"))
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, err
-	}
-	s := sqlite.NewIdempotencyStore(db)
-	return s, func() { s.Close(); db.Close(); os.RemoveAll(dir) }, nil
 }
 
 func openPostgres(pg *pgtest.Cluster) store {
