@@ -2,10 +2,8 @@ package postgres
 
 import (
 	"context"
-	"fmt"
-	"time"
 
-	"github.com/eventkit/eventkit/internal/groupcommit"
+	"github.com/eventkit/eventkit/internal/archivesql"
 	"github.com/eventkit/eventkit/lookback"
 	"github.com/jackc/pgx/v5"
 )
@@ -18,45 +16,28 @@ import (
 // entry has committed. Written one transaction each, a flood of denied
 // requests (every one of which is audited) would hold the pool's
 // connections that ingest and queries need.
+//
+// Text PostgreSQL cannot hold (NUL bytes, invalid UTF-8) is stored with
+// U+FFFD in its place rather than refused: an audited action must not go
+// unrecorded.
 type AuditLog struct {
-	db    *DB
-	now   func() time.Time
-	batch *groupcommit.Batcher[lookback.AuditEntry, int64]
+	*archivesql.AuditLog // Record, List, Close
 }
 
-// NewAuditLog starts the audit log's writers on db; Close stops them.
+// NewAuditLog starts the audit log's writers on db; Close stops them and
+// does not close the database.
 func NewAuditLog(db *DB) *AuditLog {
-	l := &AuditLog{db: db, now: time.Now}
-	l.batch = groupcommit.New(l.write, groupcommit.Config{MaxBatch: 256, Writers: 2})
-	return l
-}
-
-// Close writes the entries already queued and stops the writers. It does
-// not close the database.
-func (l *AuditLog) Close() error {
-	l.batch.Close()
-	return nil
+	return &AuditLog{archivesql.NewAuditLog(db.archiveReader(), func(ctx context.Context, batch []*archivesql.AuditCall) error {
+		return writeAudit(ctx, db, batch)
+	}, 2)}
 }
 
 var _ lookback.AuditLog = (*AuditLog)(nil)
 
-// Record implements [lookback.AuditLog]. An entry without At is stamped
-// with the current time. Text PostgreSQL cannot hold (NUL bytes, invalid
-// UTF-8) is stored with U+FFFD in its place rather than refused: an
-// audited action must not go unrecorded.
-func (l *AuditLog) Record(ctx context.Context, e lookback.AuditEntry) (int64, error) {
-	if e.At.IsZero() {
-		e.At = l.now()
-	}
-	id, err := l.batch.Do(ctx, e)
-	if err != nil {
-		return 0, fmt.Errorf("audit: record: %w", err)
-	}
-	return id, nil
-}
-
-func (l *AuditLog) write(ctx context.Context, batch []*groupcommit.Call[lookback.AuditEntry, int64]) error {
-	return pgx.BeginFunc(ctx, l.db.pool, func(tx pgx.Tx) error {
+// writeAudit writes a batch of entries in one transaction and one round
+// trip.
+func writeAudit(ctx context.Context, db *DB, batch []*archivesql.AuditCall) error {
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var b pgx.Batch
 		for _, c := range batch {
 			e := c.Req
@@ -67,9 +48,4 @@ func (l *AuditLog) write(ctx context.Context, batch []*groupcommit.Call[lookback
 		}
 		return tx.SendBatch(ctx, &b).Close()
 	})
-}
-
-// List implements [lookback.AuditLog].
-func (l *AuditLog) List(ctx context.Context, q lookback.AuditQuery) ([]lookback.AuditEntry, error) {
-	return l.db.archiveReader().Audit(ctx, q)
 }

@@ -2,10 +2,8 @@ package sqlite
 
 import (
 	"context"
-	"fmt"
-	"time"
 
-	"github.com/eventkit/eventkit/internal/groupcommit"
+	"github.com/eventkit/eventkit/internal/archivesql"
 	"github.com/eventkit/eventkit/lookback"
 )
 
@@ -18,42 +16,23 @@ import (
 // too; written one transaction each, a flood of denied requests (every one
 // of which is audited) would keep that writer busy and starve them.
 type AuditLog struct {
-	db    *DB
-	now   func() time.Time
-	batch *groupcommit.Batcher[lookback.AuditEntry, int64]
+	*archivesql.AuditLog // Record, List, Close
 }
 
-// NewAuditLog starts the audit log's writer on db; Close stops it.
-func NewAuditLog(db *DB) *AuditLog {
-	l := &AuditLog{db: db, now: time.Now}
-	l.batch = groupcommit.New(l.write, groupcommit.Config{MaxBatch: 256})
-	return l
-}
-
-// Close writes the entries already queued and stops the writer. It does
+// NewAuditLog starts the audit log's writer on db; Close stops it and does
 // not close the database.
-func (l *AuditLog) Close() error {
-	l.batch.Close()
-	return nil
+func NewAuditLog(db *DB) *AuditLog {
+	return &AuditLog{archivesql.NewAuditLog(db.archiveReader(), func(ctx context.Context, batch []*archivesql.AuditCall) error {
+		return writeAudit(ctx, db, batch)
+	}, 1)}
 }
 
 var _ lookback.AuditLog = (*AuditLog)(nil)
 
-// Record implements [lookback.AuditLog]. An entry without At is stamped
-// with the current time.
-func (l *AuditLog) Record(ctx context.Context, e lookback.AuditEntry) (int64, error) {
-	if e.At.IsZero() {
-		e.At = l.now()
-	}
-	id, err := l.batch.Do(ctx, e)
-	if err != nil {
-		return 0, fmt.Errorf("audit: record: %w", err)
-	}
-	return id, nil
-}
-
-func (l *AuditLog) write(ctx context.Context, batch []*groupcommit.Call[lookback.AuditEntry, int64]) error {
-	tx, err := l.db.write.BeginTx(ctx, nil)
+// writeAudit writes a batch of entries in one transaction on the writer
+// connection.
+func writeAudit(ctx context.Context, db *DB, batch []*archivesql.AuditCall) error {
+	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -71,9 +50,4 @@ func (l *AuditLog) write(ctx context.Context, batch []*groupcommit.Call[lookback
 		}
 	}
 	return tx.Commit()
-}
-
-// List implements [lookback.AuditLog].
-func (l *AuditLog) List(ctx context.Context, q lookback.AuditQuery) ([]lookback.AuditEntry, error) {
-	return l.db.archiveReader().Audit(ctx, q)
 }

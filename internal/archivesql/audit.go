@@ -1,0 +1,58 @@
+package archivesql
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/eventkit/eventkit/internal/groupcommit"
+	"github.com/eventkit/eventkit/lookback"
+)
+
+// AuditCall is one entry waiting for its batch; the writer sets its id.
+type AuditCall = groupcommit.Call[lookback.AuditEntry, int64]
+
+// AuditLog is the part of a [lookback.AuditLog] both stores share: entries
+// are group-committed, so that concurrent Records share one transaction
+// and each returns once its own entry has committed. Audited requests come
+// in floods (every denied one is recorded); one transaction each, they
+// would hold the database's writer, or its connections, that ingest and
+// the stores need.
+type AuditLog struct {
+	r     Reader
+	now   func() time.Time
+	batch *groupcommit.Batcher[lookback.AuditEntry, int64]
+}
+
+// NewAuditLog starts writers goroutines that write batches of entries with
+// write, each batch in one transaction, and lists entries with r; Close
+// stops the writers.
+func NewAuditLog(r Reader, write groupcommit.Exec[lookback.AuditEntry, int64], writers int) *AuditLog {
+	return &AuditLog{r: r, now: time.Now,
+		batch: groupcommit.New(write, groupcommit.Config{MaxBatch: 256, Writers: writers})}
+}
+
+// Record implements [lookback.AuditLog]. An entry without At is stamped
+// with the current time.
+func (l *AuditLog) Record(ctx context.Context, e lookback.AuditEntry) (int64, error) {
+	if e.At.IsZero() {
+		e.At = l.now()
+	}
+	id, err := l.batch.Do(ctx, e)
+	if err != nil {
+		return 0, fmt.Errorf("audit: record: %w", err)
+	}
+	return id, nil
+}
+
+// List implements [lookback.AuditLog].
+func (l *AuditLog) List(ctx context.Context, q lookback.AuditQuery) ([]lookback.AuditEntry, error) {
+	return l.r.Audit(ctx, q)
+}
+
+// Close writes the entries already queued and stops the writers. It does
+// not close the database.
+func (l *AuditLog) Close() error {
+	l.batch.Close()
+	return nil
+}
