@@ -325,8 +325,24 @@ func OrderBy(o lookback.Order) string {
 const RecordColumns = BareColumns + ", ce_id, ce_type, ce_source, ce_subject, ce_time, content_type"
 
 // BareColumns are the columns ScanBare reads, in its order: what Kafka
-// carries, without the CloudEvents columns.
-const BareColumns = "topic, part, off, ts, key, value, headers"
+// carries, without the CloudEvents columns. The last says which of key
+// and value are not NULL: SQLite's driver reads an empty BLOB as nil, and a
+// record whose value is empty is not a tombstone (nor one with an empty
+// key a record without one), so a replay must not turn it into one.
+const BareColumns = "topic, part, off, ts, key, value, headers, " + presentColumn
+
+const presentColumn = "CASE WHEN key IS NULL THEN 0 ELSE 1 END + CASE WHEN value IS NULL THEN 0 ELSE 2 END"
+
+// present makes r's key and value empty rather than nil where the
+// presentColumn bits say the database holds one.
+func present(r *lookback.Record, bits int64) {
+	if bits&1 != 0 && r.Key == nil {
+		r.Key = []byte{}
+	}
+	if bits&2 != 0 && r.Value == nil {
+		r.Value = []byte{}
+	}
+}
 
 // Scanner is a row of either driver.
 type Scanner interface{ Scan(dest ...any) error }
@@ -339,11 +355,13 @@ func ScanRecord(s Scanner) (lookback.Record, error) {
 		headers               []byte
 		id, typ, src, sub, ct []byte // bytea in PostgreSQL
 		ceTime                sql.NullInt64
+		bits                  int64
 	)
-	if err := s.Scan(&r.Topic, &r.Partition, &r.Offset, &ts, &r.Key, &r.Value, &headers,
+	if err := s.Scan(&r.Topic, &r.Partition, &r.Offset, &ts, &r.Key, &r.Value, &headers, &bits,
 		&id, &typ, &src, &sub, &ceTime, &ct); err != nil {
 		return r, err
 	}
+	present(&r, bits)
 	if err := finish(&r, ts, headers); err != nil {
 		return r, err
 	}
@@ -361,10 +379,12 @@ func ScanBare(s Scanner) (lookback.Record, error) {
 		r       lookback.Record
 		ts      int64
 		headers []byte
+		bits    int64
 	)
-	if err := s.Scan(&r.Topic, &r.Partition, &r.Offset, &ts, &r.Key, &r.Value, &headers); err != nil {
+	if err := s.Scan(&r.Topic, &r.Partition, &r.Offset, &ts, &r.Key, &r.Value, &headers, &bits); err != nil {
 		return r, err
 	}
+	present(&r, bits)
 	return r, finish(&r, ts, headers)
 }
 

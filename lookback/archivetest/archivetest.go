@@ -517,27 +517,59 @@ func testTopics(t *testing.T, a lookback.Archive) {
 	}
 }
 
-// A bare query answers the same records with what Kafka carries only.
+// A bare query answers the same records with what Kafka carries only, over
+// one topic or all of them, in either order, including a tombstone (no
+// value), an empty value and a record without headers; a record's slices
+// are its own, however the store shares their memory.
 func testBare(t *testing.T, a lookback.Archive) {
-	mustAppend(t, a, dataset(), nil)
-	q := lookback.Query{Filter: lookback.Filter{Topic: "orders"}, Order: lookback.Asc, Limit: 4}
-	full := queryAll(t, a, q)
-	q.Bare = true
-	bare := queryAll(t, a, q)
-	if len(full) == 0 || len(bare) != len(full) {
-		t.Fatalf("%d bare records, %d full ones", len(bare), len(full))
+	edge := []lookback.Record{
+		lookback.NewRecord("edge", 0, 0, t0, []byte("k"), nil, nil),
+		lookback.NewRecord("edge", 0, 1, t0, []byte("k"), []byte{}, []eventkit.Header{{Key: "empty"}}),
+		lookback.NewRecord("edge", 0, 2, t0, nil, []byte("v"), nil),
+		lookback.NewRecord("edge", 0, 3, t0, []byte{}, []byte("v"), nil),
 	}
+	mustAppend(t, a, append(dataset(), edge...), nil)
 	withID := false
-	for i, b := range bare {
-		f := full[i]
-		withID = withID || f.ID != ""
-		kafka := lookback.Record{Topic: f.Topic, Partition: f.Partition, Offset: f.Offset, Timestamp: f.Timestamp, Key: f.Key, Value: f.Value, Headers: f.Headers}
-		if !reflect.DeepEqual(b, kafka) {
-			t.Errorf("bare record\n %+v\nwant\n %+v", b, kafka)
+	for _, q := range []lookback.Query{
+		{Filter: lookback.Filter{Topic: "orders"}, Order: lookback.Asc, Limit: 4},
+		{Order: lookback.Desc, Limit: 7},
+	} {
+		full := queryAll(t, a, q)
+		q.Bare = true
+		bare := queryAll(t, a, q)
+		if len(full) == 0 || len(bare) != len(full) {
+			t.Fatalf("%d bare records, %d full ones", len(bare), len(full))
+		}
+		for i, b := range bare {
+			f := full[i]
+			withID = withID || f.ID != ""
+			kafka := lookback.Record{Topic: f.Topic, Partition: f.Partition, Offset: f.Offset, Timestamp: f.Timestamp, Key: f.Key, Value: f.Value, Headers: f.Headers}
+			if !reflect.DeepEqual(b, kafka) {
+				t.Errorf("bare record\n %+v\nwant\n %+v", b, kafka)
+			}
+		}
+		// Appending to one record's slices leaves every other record as it was.
+		for i := range bare {
+			bare[i].Key = append(bare[i].Key, '!')
+			bare[i].Value = append(bare[i].Value, '!')
+			bare[i].Headers = append(bare[i].Headers, eventkit.Header{Key: "x"})
+		}
+		for i, b := range bare {
+			f := full[i]
+			if !bytes.Equal(b.Key, append(slices.Clip(f.Key), '!')) || !bytes.Equal(b.Value, append(slices.Clip(f.Value), '!')) ||
+				len(b.Headers) != len(f.Headers)+1 || (len(f.Headers) > 0 && !reflect.DeepEqual(b.Headers[:len(f.Headers)], f.Headers)) {
+				t.Fatalf("record %d changed by an append to another: %+v, was %+v", i, b, f)
+			}
 		}
 	}
 	if !withID {
 		t.Error("no record with CloudEvents fields to leave out")
+	}
+	edgeQ := lookback.Query{Filter: lookback.Filter{Topic: "edge"}, Order: lookback.Asc, Bare: true}
+	got := queryAll(t, a, edgeQ)
+	if len(got) != 4 || got[0].Value != nil || got[1].Value == nil || len(got[1].Value) != 0 || got[2].Key != nil || got[2].Headers != nil ||
+		got[3].Key == nil || len(got[3].Key) != 0 {
+		t.Errorf("edge records read back as %+v: a nil key or value must stay nil (a tombstone), an empty one empty", got)
 	}
 }
 
