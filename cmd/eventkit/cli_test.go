@@ -258,6 +258,7 @@ func TestBadInput(t *testing.T) {
 func TestDev(t *testing.T) {
 	dir := t.TempDir()
 	addr, lbAddr, trAddr, rpAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	var hints []string
 	startDev := func(t *testing.T) (*proc, string) {
 		t.Helper()
 		p := start(t, "dev", "--data", dir, "--broker-addr", addr, "--lookback-addr", lbAddr,
@@ -267,9 +268,10 @@ func TestDev(t *testing.T) {
 		if len(out) < len(want)+1 || !slices.Equal(out[:len(want)], want) || !strings.HasPrefix(out[len(want)], "token: ") {
 			t.Fatalf("dev printed %q, want %q and a token line first", out, want)
 		}
-		if hints := strings.Join(out[len(want)+1:], "\n"); !strings.Contains(hints, "eventkit produce --brokers "+addr+" --topic demo") ||
-			!strings.Contains(hints, "eventkit tail --brokers "+addr+" --topic demo") {
-			t.Errorf("dev printed %q, want commands to produce and tail with its address", hints)
+		hints = out[len(want)+1:]
+		if joined := strings.Join(hints, "\n"); !strings.Contains(joined, "eventkit produce --brokers "+addr+" --topic demo") ||
+			!strings.Contains(joined, "eventkit tail --brokers "+addr+" --topic demo") {
+			t.Errorf("dev printed %q, want commands to produce and tail with its address", joined)
 		}
 		return p, strings.TrimPrefix(out[len(want)], "token: ")
 	}
@@ -291,8 +293,20 @@ func TestDev(t *testing.T) {
 		}
 		return nil
 	})
-	if status, body := httpGet(t, "http://"+rpAddr+"/transfers/failed", ""); status != 200 {
-		t.Errorf("reports: %d %s, want 200", status, body)
+	// Every curl command dev suggests answers 200, as printed.
+	curls := 0
+	for _, h := range hints {
+		m := curlHint.FindStringSubmatch(strings.TrimSpace(h))
+		if m == nil {
+			continue
+		}
+		curls++
+		if status, body := httpGet(t, m[2], m[1]); status != 200 {
+			t.Errorf("%s: %d %s, want 200", h, status, body)
+		}
+	}
+	if curls < 3 {
+		t.Errorf("dev suggested %d curl commands in %q, want one for lookback and two for reports", curls, hints)
 	}
 	if code := dev.interrupt(); code != 0 {
 		t.Fatalf("dev exited %d after SIGINT, want 0; stderr: %s", code, dev.stderr.String())
@@ -312,6 +326,9 @@ func TestDev(t *testing.T) {
 		}
 	})
 }
+
+// curlHint is a curl command dev suggests: an optional bearer token and a URL.
+var curlHint = regexp.MustCompile(`^curl (?:-H "Authorization: Bearer ([^"]+)" )?'?(http://[^' ]+)'?$`)
 
 // m0 returns the first group of a regexp match, or "".
 func m0(m []string) string {

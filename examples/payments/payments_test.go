@@ -345,7 +345,7 @@ func (w *world) badRequests(reportsURL string) {
 		{"bad from", "/accounts/x/volume?from=yesterday"},
 		{"empty range", "/accounts/x/volume?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"},
 		{"bad expand", "/accounts/x/volume?expand=everything"},
-		{"no days", "/totals/daily"},
+		{"bad day", "/totals/daily?from=yesterday"},
 		{"reversed days", "/totals/daily?from=2026-02-01&to=2026-01-01"},
 		{"bad currency", "/totals/daily?from=2026-01-01&to=2026-01-02&currency=euro"},
 		{"bad limit", "/transfers/failed?limit=0"},

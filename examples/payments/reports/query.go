@@ -170,18 +170,22 @@ type Day struct {
 	Amount
 }
 
-// maxDays bounds the range of one daily-totals query.
-const maxDays = 3660
+// maxDays bounds the range of one daily-totals query; without from and
+// to, it covers the defaultDays that end today (UTC).
+const (
+	maxDays     = 3660
+	defaultDays = 30
+)
 
 // dailyTotals answers the completed transfers per day (UTC, by completion)
 // and currency, from the totals kept as completions arrive.
 func (s *Service) dailyTotals(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	from, err := dayParam(q, "from")
+	to, err := dayParam(q, "to", time.Now().UTC().Truncate(24*time.Hour))
 	if err != nil {
 		return err
 	}
-	to, err := dayParam(q, "to")
+	from, err := dayParam(q, "from", to.AddDate(0, 0, -(defaultDays-1)))
 	if err != nil {
 		return err
 	}
@@ -305,8 +309,11 @@ func timeParam(q url.Values, name string, def time.Time) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-func dayParam(q url.Values, name string) (time.Time, error) {
+func dayParam(q url.Values, name string, def time.Time) (time.Time, error) {
 	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
 	t, err := time.Parse(dayLayout, v)
 	if err != nil {
 		return time.Time{}, web.Errorf(http.StatusBadRequest, "%s %q: want a day as YYYY-MM-DD", name, v)
