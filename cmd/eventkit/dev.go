@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
+	payevents "github.com/eventkit/eventkit/examples/payments/events"
 	"github.com/spf13/cobra"
 )
 
@@ -32,7 +34,11 @@ type devEnv struct {
 }
 
 func newDevCmd(s *streams) *cobra.Command {
-	broker := brokerFlags{partitions: 3, topics: devTopic}
+	// The payments topics exist before lookback starts, so that its first
+	// look at the cluster finds them and the UI shows the platform's first
+	// events at once, not at its next metadata refresh; 3 partitions, as
+	// transfers would create them.
+	broker := brokerFlags{partitions: 3, topics: strings.Join([]string{devTopic, payevents.TopicTransfers, payevents.TopicAccounts}, ",")}
 	lb := &devLookback{}
 	pay := &devPayments{}
 	cmd := &cobra.Command{
