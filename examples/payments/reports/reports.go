@@ -71,7 +71,8 @@ type Config struct {
 	// Default DefaultDeadLetter.
 	DeadLetterTopic string
 	// Concurrency is how many events are handled at once; their writes
-	// share transactions. Default 256.
+	// share transactions, so more at once makes fewer, larger ones.
+	// Default 1024.
 	Concurrency int
 	// Drill fails part of the handling on purpose.
 	Drill Drill
@@ -147,7 +148,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		cfg.DeadLetterTopic = DefaultDeadLetter
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 256
+		cfg.Concurrency = 1024
 	}
 	if cfg.Drill.Flag == eventkit.FlagNone {
 		cfg.Drill.Flag = eventkit.FlagRetry
