@@ -77,6 +77,15 @@ func bytesEq(b *Builder, col string, v []byte) string {
 	if !prefixed[col] && col != "name" && col != "value" {
 		return col + " = " + p
 	}
+	if len(v) < indexPrefix {
+		// A value shorter than the prefix equals the column exactly when
+		// it equals the column's prefix. Said once, the planner estimates
+		// the matches from the index's statistics; said twice (prefix,
+		// then whole), it multiplies two selectivities of one condition,
+		// expects a single row, and reads every match from the heap to
+		// sort them instead of the newest page in index order.
+		return "substr(" + col + ", 1, 256) = " + p
+	}
 	return "substr(" + col + ", 1, 256) = substr(" + p + "::bytea, 1, 256) AND " + col + " = " + p
 }
 

@@ -165,7 +165,11 @@ func testAppendGet(t *testing.T, a lookback.Archive) {
 	huge := lookback.NewRecord("orders", 0, 3, t0.Add(4), big, nil, []eventkit.Header{
 		hdr("ce_id", strings.Repeat("i", 5000)), hdr("ce_source", "/s"), hdr("ce_type", "t\x00t"), hdr("ce_specversion", "1.0"),
 		hdr("ce_subject", strings.Repeat("é", 3000)), {Key: "blob\x00", Value: bytes.Repeat([]byte{0xff}, 6000)}})
-	rs = append(rs, bad, huge)
+	// A key that is the first 255 bytes of the oversized one: a filter
+	// matches whole keys, never a key's beginning, on either side of the
+	// 256 bytes PostgreSQL's index holds.
+	prefix := lookback.NewRecord("orders", 0, 4, t0.Add(5), big[:255], nil, nil)
+	rs = append(rs, bad, huge, prefix)
 	// The same record twice in one batch is stored once.
 	mustAppend(t, a, append(slices.Clone(rs), rs[0]), nil)
 	for _, want := range rs {
@@ -209,6 +213,14 @@ func testAppendGet(t *testing.T, a lookback.Archive) {
 	} {
 		if n, err := a.Count(ctx, f); err != nil || n != 1 {
 			t.Errorf("count of the oversized record by %.40q: %d, %v", fmt.Sprint(f), n, err)
+		}
+	}
+	for _, c := range []struct {
+		key  []byte
+		want int64
+	}{{big[:255], 1}, {big[:254], 0}, {big[:256], 0}, {big[:3000], 0}, {big, 1}} {
+		if n, err := a.Count(ctx, lookback.Filter{Key: c.key}); err != nil || n != c.want {
+			t.Errorf("count by a key of %d bytes: %d, %v; want %d", len(c.key), n, err, c.want)
 		}
 	}
 }
