@@ -24,9 +24,9 @@ type AuditLog struct {
 	batch *groupcommit.Batcher[lookback.AuditEntry, int64]
 }
 
-// NewAuditLog starts writers goroutines that write batches of entries with
-// write, each batch in one transaction, and lists entries with r; Close
-// stops the writers.
+// NewAuditLog starts as many goroutines as writers, which write batches of
+// entries with write, each batch in one transaction; List reads with r.
+// Close stops the goroutines.
 func NewAuditLog(r Reader, write groupcommit.Exec[lookback.AuditEntry, int64], writers int) *AuditLog {
 	return &AuditLog{r: r, now: time.Now,
 		batch: groupcommit.New(write, groupcommit.Config{MaxBatch: 256, Writers: writers})}
