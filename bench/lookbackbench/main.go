@@ -7,6 +7,7 @@
 //	go run ./bench/lookbackbench                                  # 500k records of 200 B, 3 rounds, 10M archived
 //	go run ./bench/lookbackbench -records 200000 -archive-events 1000000
 //	go run ./bench/lookbackbench -only ingest                     # skip the query part
+//	go run ./bench/lookbackbench -only query -store PostgreSQL    # one store only
 //
 // The broker runs in a child process (this same binary) so that its garbage
 // and the ingest's do not mix. Ingest scenarios run interleaved, round after
@@ -26,6 +27,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
@@ -60,6 +62,7 @@ func main() {
 	archived := flag.Int("archive-events", 10_000_000, "events in the archive that queries run over")
 	queries := flag.Int("queries", 2000, "queries of each kind")
 	only := flag.String("only", "", `"ingest" or "query" to run one part only`)
+	storeName := flag.String("store", "", `"SQLite" or "PostgreSQL" to measure one store only`)
 	dir := flag.String("dir", "", "directory for the SQLite files (default a temporary one)")
 	serve := flag.Bool("serve-broker", false, "internal: run the broker child")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured ingest rounds to this file")
@@ -78,13 +81,13 @@ func main() {
 	}
 	defer prof.Close()
 	startProfile, stopProfile = prof.Start, prof.Stop
-	if err := run(*records, *size, *rounds, *archived, *queries, *only, *dir); err != nil {
+	if err := run(*records, *size, *rounds, *archived, *queries, *only, *storeName, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "lookbackbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(records, size, rounds, archived, queries int, only, dir string) error {
+func run(records, size, rounds, archived, queries int, only, storeName, dir string) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "lookbackbench-")
 		if err != nil {
@@ -104,6 +107,12 @@ func run(records, size, rounds, archived, queries int, only, dir string) error {
 	stores := []store{{name: "SQLite", open: openSQLite(dir)}}
 	if pg != nil {
 		stores = append(stores, store{name: "PostgreSQL", open: openPostgres(pg)})
+	}
+	if storeName != "" {
+		stores = slices.DeleteFunc(stores, func(s store) bool { return !strings.EqualFold(s.name, storeName) })
+		if len(stores) == 0 {
+			return fmt.Errorf("-store %q: want SQLite or PostgreSQL (and PostgreSQL installed)", storeName)
+		}
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	defer w.Flush()

@@ -35,6 +35,10 @@ const indexPrefix = 256
 // the whole value.
 var prefixed = map[string]bool{"key": true, "ce_id": true, "ce_type": true, "ce_source": true, "ce_subject": true}
 
+// timeOrdered are the prefixed columns whose index continues with ts, so
+// that a page of one value's newest (or oldest) records is a walk along it.
+var timeOrdered = map[string]bool{"key": true, "ce_type": true, "ce_source": true, "ce_subject": true}
+
 // Postgres is PostgreSQL's dialect. Attributes and header names are bytea
 // there, because text refuses NUL bytes and invalid UTF-8, which a
 // malformed record may carry and must still be archived with.
@@ -77,13 +81,16 @@ func bytesEq(b *Builder, col string, v []byte) string {
 	if !prefixed[col] && col != "name" && col != "value" {
 		return col + " = " + p
 	}
-	if len(v) < indexPrefix {
+	if len(v) < indexPrefix && timeOrdered[col] {
 		// A value shorter than the prefix equals the column exactly when
-		// it equals the column's prefix. Said once, the planner estimates
-		// the matches from the index's statistics; said twice (prefix,
-		// then whole), it multiplies two selectivities of one condition,
-		// expects a single row, and reads every match from the heap to
-		// sort them instead of the newest page in index order.
+		// it equals the column's prefix. Said twice (prefix, then whole),
+		// the planner would multiply two selectivities of one condition,
+		// expect a single row, and read every match from the heap to sort
+		// them. Said once, it walks the (prefix, ts) index backward and
+		// stops after the page, however many records match. An id, which
+		// matches one record, keeps both: its index has no ts, and only
+		// the tiny estimate keeps the planner from walking the time index
+		// instead, looking for the id.
 		return "substr(" + col + ", 1, 256) = " + p
 	}
 	return "substr(" + col + ", 1, 256) = substr(" + p + "::bytea, 1, 256) AND " + col + " = " + p
