@@ -40,30 +40,17 @@ func main() {
 	flag.Parse()
 	fetchMax = int32(*fetchMB) << 20
 	if *serve {
-		if err := benchkit.ServeBroker(map[string]int32{wideTopic: 8, ioTopic: 1}, *records, *size, keys); err != nil {
-			fmt.Fprintln(os.Stderr, "broker:", err)
-			os.Exit(1)
-		}
+		benchkit.Exit("broker", benchkit.ServeBroker(map[string]int32{wideTopic: 8, ioTopic: 1}, *records, *size, keys))
 		return
 	}
-	prof, err := benchkit.OpenProfile(*cpuProfile)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "consumerbench:", err)
-		os.Exit(1)
-	}
-	defer prof.Close()
-	startProfile, stopProfile = prof.Start, prof.Stop
-	if err := run(*records, *size, *rounds, *only); err != nil {
-		fmt.Fprintln(os.Stderr, "consumerbench:", err)
-		os.Exit(1)
-	}
+	benchkit.Exit("consumerbench", benchkit.Profiled(*cpuProfile, func(p *benchkit.Profile) error {
+		return run(*records, *size, *rounds, *only, p)
+	}))
 }
 
 var (
 	sleptNanos, sleeps atomic.Int64
 	fetchMax           int32
-	startProfile       = func() {}
-	stopProfile        = func() {}
 )
 
 const (
@@ -92,7 +79,7 @@ const (
 	ceilingName = "ceiling: 256 goroutines, 1 ms sleep, no Kafka"
 )
 
-func run(records, size, rounds int, only string) error {
+func run(records, size, rounds int, only string, prof *benchkit.Profile) error {
 	fmt.Fprintf(os.Stderr, "seeding %d records of %d B into %s (8 partitions) and %s (1 partition)...\n", records, size, wideTopic, ioTopic)
 	addr, stop, err := startBroker(records, size)
 	if err != nil {
@@ -139,8 +126,8 @@ func run(records, size, rounds int, only string) error {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
-	startProfile()
-	defer stopProfile()
+	prof.Start()
+	defer prof.Stop()
 	for r := range rounds {
 		for i, s := range scenarios {
 			group := fmt.Sprintf("bench-%d-%d", r, i)

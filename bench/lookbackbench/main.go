@@ -50,11 +50,6 @@ const (
 	keys       = 10_000
 )
 
-var (
-	startProfile = func() {}
-	stopProfile  = func() {}
-)
-
 func main() {
 	records := flag.Int("records", 500_000, "records in the topic that every ingest round consumes")
 	size := flag.Int("size", 200, "record value size in bytes")
@@ -68,26 +63,15 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured ingest rounds to this file")
 	flag.Parse()
 	if *serve {
-		if err := serveBroker(*records, *size); err != nil {
-			fmt.Fprintln(os.Stderr, "broker:", err)
-			os.Exit(1)
-		}
+		benchkit.Exit("broker", serveBroker(*records, *size))
 		return
 	}
-	prof, err := benchkit.OpenProfile(*cpuProfile)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "lookbackbench:", err)
-		os.Exit(1)
-	}
-	defer prof.Close()
-	startProfile, stopProfile = prof.Start, prof.Stop
-	if err := run(*records, *size, *rounds, *archived, *queries, *only, *storeName, *dir); err != nil {
-		fmt.Fprintln(os.Stderr, "lookbackbench:", err)
-		os.Exit(1)
-	}
+	benchkit.Exit("lookbackbench", benchkit.Profiled(*cpuProfile, func(p *benchkit.Profile) error {
+		return run(*records, *size, *rounds, *archived, *queries, *only, *storeName, *dir, p)
+	}))
 }
 
-func run(records, size, rounds, archived, queries int, only, storeName, dir string) error {
+func run(records, size, rounds, archived, queries int, only, storeName, dir string, prof *benchkit.Profile) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "lookbackbench-")
 		if err != nil {
@@ -117,7 +101,7 @@ func run(records, size, rounds, archived, queries int, only, storeName, dir stri
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	defer w.Flush()
 	if only == "" || only == "ingest" {
-		if err := ingestPart(ctx, w, stores, records, size, rounds); err != nil {
+		if err := ingestPart(ctx, w, stores, records, size, rounds, prof); err != nil {
 			return err
 		}
 	}
@@ -198,7 +182,7 @@ type scenario struct {
 
 const rawName = "raw franz-go group consumer"
 
-func ingestPart(ctx context.Context, w io.Writer, stores []store, records, size, rounds int) error {
+func ingestPart(ctx context.Context, w io.Writer, stores []store, records, size, rounds int, prof *benchkit.Profile) error {
 	fmt.Fprintf(os.Stderr, "seeding %d records of %d B into %s (%d partitions)...\n", records, size, topic, partitions)
 	addr, stop, err := startBroker(records, size)
 	if err != nil {
@@ -214,12 +198,12 @@ func ingestPart(ctx context.Context, w io.Writer, stores []store, records, size,
 		)
 	}
 	rates := make([][]float64, len(scenarios))
-	startProfile()
+	prof.Start()
 	for r := range rounds {
 		for i, s := range scenarios {
 			d, err := s.run(ctx, addr, fmt.Sprintf("bench-%d-%d", r, i), records)
 			if err != nil {
-				stopProfile()
+				prof.Stop()
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
 			rate := float64(records) / d.Seconds()
@@ -227,7 +211,7 @@ func ingestPart(ctx context.Context, w io.Writer, stores []store, records, size,
 			fmt.Fprintf(os.Stderr, "round %d  %-52s %10.0f records/s\n", r+1, s.name, rate)
 		}
 	}
-	stopProfile()
+	prof.Stop()
 	medians := map[string]float64{}
 	for i, s := range scenarios {
 		medians[s.name] = benchkit.Median(rates[i])

@@ -48,29 +48,16 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured rounds to this file")
 	flag.Parse()
 	if *serve {
-		if err := serveBroker(); err != nil {
-			fmt.Fprintln(os.Stderr, "broker:", err)
-			os.Exit(1)
-		}
+		benchkit.Exit("broker", serveBroker())
 		return
 	}
-	prof, err := benchkit.OpenProfile(*cpuProfile)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "replaybench:", err)
-		os.Exit(1)
-	}
-	defer prof.Close()
-	startProfile, stopProfile = prof.Start, prof.Stop
-	if err := run(*records, *size, *rounds); err != nil {
-		fmt.Fprintln(os.Stderr, "replaybench:", err)
-		os.Exit(1)
-	}
+	benchkit.Exit("replaybench", benchkit.Profiled(*cpuProfile, func(p *benchkit.Profile) error {
+		return run(*records, *size, *rounds, p)
+	}))
 }
 
 var (
-	readers      int
-	startProfile = func() {}
-	stopProfile  = func() {}
+	readers int
 )
 
 func serveBroker() error {
@@ -93,7 +80,7 @@ type scenario struct {
 
 const rawName = "raw franz-go produce"
 
-func run(records, size, rounds int) error {
+func run(records, size, rounds int, prof *benchkit.Profile) error {
 	ctx := context.Background()
 	addr, stop, err := benchkit.StartChild("-serve-broker")
 	if err != nil {
@@ -168,19 +155,19 @@ func run(records, size, rounds int) error {
 		}
 	}
 	rates := make([][]float64, len(scenarios))
-	startProfile()
+	prof.Start()
 	for r := range rounds {
 		for i, s := range scenarios {
 			rate, err := measure(fmt.Sprintf("%d.%d", r, i), s)
 			if err != nil {
-				stopProfile()
+				prof.Stop()
 				return err
 			}
 			rates[i] = append(rates[i], rate)
 			fmt.Fprintf(os.Stderr, "round %d  %-44s %10.0f events/s\n", r+1, s.name, rate)
 		}
 	}
-	stopProfile()
+	prof.Stop()
 
 	medians := map[string]float64{}
 	for i, s := range scenarios {

@@ -53,16 +53,15 @@ func main() {
 	serve := flag.Bool("serve-broker", false, "internal: run the broker child")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
-	var err error
 	if *serve {
-		err = serveBroker(*n)
-	} else {
-		err = profiled(*cpuProfile, func() error { return run(*n, *rounds, *transfers, *queries) })
+		benchkit.Exit("broker", serveBroker(*n))
+		return
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "reportsbench:", err)
-		os.Exit(1)
-	}
+	benchkit.Exit("reportsbench", benchkit.Profiled(*cpuProfile, func(p *benchkit.Profile) error {
+		p.Start()
+		defer p.Stop()
+		return run(*n, *rounds, *transfers, *queries)
+	}))
 }
 
 // transferAt returns transfer i of a deterministic history: 1000 accounts,
@@ -339,16 +338,4 @@ func fill(ctx context.Context, path string, n int) error {
 		SELECT strftime('%Y-%m-%d', completed_at / 1000000, 'unixepoch'), currency, count(*), sum(amount_minor)
 		FROM transfers WHERE status = 'completed' GROUP BY 1, 2`)
 	return err
-}
-
-// profiled runs fn with a CPU profile written to path, when one is given.
-func profiled(path string, fn func() error) error {
-	prof, err := benchkit.OpenProfile(path)
-	if err != nil {
-		return err
-	}
-	defer prof.Close()
-	prof.Start()
-	defer prof.Stop()
-	return fn()
 }

@@ -53,16 +53,12 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured rounds to this file")
 	flag.Parse()
 	if *serve {
-		if err := benchkit.ServeBroker(map[string]int32{topic: partitions}, *records, *size, keys); err != nil {
-			fmt.Fprintln(os.Stderr, "broker:", err)
-			os.Exit(1)
-		}
+		benchkit.Exit("broker", benchkit.ServeBroker(map[string]int32{topic: partitions}, *records, *size, keys))
 		return
 	}
-	if err := run(*records, *size, *rounds, *only, *cpuProfile); err != nil {
-		fmt.Fprintln(os.Stderr, "storebench:", err)
-		os.Exit(1)
-	}
+	benchkit.Exit("storebench", benchkit.Profiled(*cpuProfile, func(p *benchkit.Profile) error {
+		return run(*records, *size, *rounds, *only, p)
+	}))
 }
 
 func startBroker(records, size int) (addr string, stop func(), err error) {
@@ -84,7 +80,7 @@ type scenario struct {
 
 const baseName = "no store"
 
-func run(records, size, rounds int, only, cpuProfile string) error {
+func run(records, size, rounds int, only string, prof *benchkit.Profile) error {
 	fmt.Fprintf(os.Stderr, "seeding %d events of %d B into %s (%d partitions)...\n", records, size, topic, partitions)
 	addr, stop, err := startBroker(records, size)
 	if err != nil {
@@ -127,11 +123,6 @@ func run(records, size, rounds int, only, cpuProfile string) error {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
-	prof, err := benchkit.OpenProfile(cpuProfile)
-	if err != nil {
-		return err
-	}
-	defer prof.Close()
 	prof.Start()
 	defer prof.Stop()
 	rates := make([][]float64, len(scenarios))

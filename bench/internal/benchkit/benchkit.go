@@ -126,3 +126,12 @@ func Serve(addr string) {
 	fmt.Println("ready", addr)
 	_, _ = io.Copy(io.Discard, os.Stdin)
 }
+
+// Exit ends a benchmark program that failed: err on standard error after
+// the program's name, and status 1. A nil err returns.
+func Exit(name string, err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
+}

@@ -44,3 +44,15 @@ func (p *Profile) Close() error {
 	}
 	return p.f.Close()
 }
+
+// Profiled runs measure with the Profile of path (nothing when path is
+// empty), and closes its file after: measure starts and stops it around
+// what it measures.
+func Profiled(path string, measure func(p *Profile) error) error {
+	p, err := OpenProfile(path)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	return measure(p)
+}
