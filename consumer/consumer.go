@@ -218,24 +218,6 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	return c.fatal
 }
 
-// baseOpts connect to the cluster: brokers, the caller's client options and
-// the agent's defaults, without the group.
-func (c *Consumer) baseOpts() []kgo.Opt {
-	opts := []kgo.Opt{
-		kgo.WithLogger(kafka.Logger(c.cfg.logger)),
-		kgo.ConsumeResetOffset(c.cfg.startAt),
-		// franz-go buffers one whole fetch and keeps every batch a record
-		// in flight points into. Its 50 MiB default counts compressed bytes
-		// and can decompress to hundreds of MiB; 8 MiB keeps memory near
-		// MaxInFlight records. ClientOpts may raise it.
-		kgo.FetchMaxBytes(8 << 20),
-	}
-	if len(c.cfg.brokers) > 0 {
-		opts = append(opts, kgo.SeedBrokers(c.cfg.brokers...))
-	}
-	return append(opts, c.cfg.clientOpts...)
-}
-
 // connOpts connect to the cluster for the agent's helper clients (the
 // control topic's reader, the admin that creates topics): brokers and the
 // caller's client options, less those that shape consumption (exclusions, a
@@ -247,14 +229,27 @@ func (c *Consumer) connOpts() []kgo.Opt {
 	if len(c.cfg.brokers) > 0 {
 		opts = append(opts, kgo.SeedBrokers(c.cfg.brokers...))
 	}
+	return append(opts, c.callerOpts(false)...)
+}
+
+// callerOpts are the caller's client options that shape consumption, or
+// the others.
+func (c *Consumer) callerOpts(consumption bool) []kgo.Opt {
+	var opts []kgo.Opt
 	for _, o := range c.cfg.clientOpts {
-		switch o.(type) {
-		case kgo.ConsumerOpt, kgo.GroupOpt:
-			continue
+		if shapesConsumption(o) == consumption {
+			opts = append(opts, o)
 		}
-		opts = append(opts, o)
 	}
 	return opts
+}
+
+func shapesConsumption(o kgo.Opt) bool {
+	switch o.(type) {
+	case kgo.ConsumerOpt, kgo.GroupOpt:
+		return true
+	}
+	return false
 }
 
 func (c *Consumer) clientOpts() []kgo.Opt {
@@ -266,7 +261,15 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		}
 		topics = append(slices.Clip(topics), rt)
 	}
-	opts := c.baseOpts()
+	opts := append(c.connOpts(),
+		kgo.ConsumeResetOffset(c.cfg.startAt),
+		// franz-go buffers one whole fetch and keeps every batch a record
+		// in flight points into. Its 50 MiB default counts compressed bytes
+		// and can decompress to hundreds of MiB; 8 MiB keeps memory near
+		// MaxInFlight records. ClientOpts may raise it.
+		kgo.FetchMaxBytes(8<<20),
+	)
+	opts = append(opts, c.callerOpts(true)...)
 	// The agent's own group options come last so that nothing overrides
 	// the manual commits and rebalance callbacks its guarantees rest on.
 	opts = append(opts,
