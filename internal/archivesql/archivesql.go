@@ -333,17 +333,6 @@ const BareColumns = "topic, part, off, ts, key, value, headers, " + presentColum
 
 const presentColumn = "CASE WHEN key IS NULL THEN 0 ELSE 1 END + CASE WHEN value IS NULL THEN 0 ELSE 2 END"
 
-// present makes r's key and value empty rather than nil where the
-// presentColumn bits say the database holds one.
-func present(r *lookback.Record, bits int64) {
-	if bits&1 != 0 && r.Key == nil {
-		r.Key = []byte{}
-	}
-	if bits&2 != 0 && r.Value == nil {
-		r.Value = []byte{}
-	}
-}
-
 // Scanner is a row of either driver.
 type Scanner interface{ Scan(dest ...any) error }
 
@@ -361,8 +350,7 @@ func ScanRecord(s Scanner) (lookback.Record, error) {
 		&id, &typ, &src, &sub, &ceTime, &ct); err != nil {
 		return r, err
 	}
-	present(&r, bits)
-	if err := finish(&r, ts, headers); err != nil {
+	if err := finish(&r, ts, headers, bits); err != nil {
 		return r, err
 	}
 	r.ID, r.Type, r.Source, r.Subject, r.ContentType = string(id), string(typ), string(src), string(sub), string(ct)
@@ -384,12 +372,18 @@ func ScanBare(s Scanner) (lookback.Record, error) {
 	if err := s.Scan(&r.Topic, &r.Partition, &r.Offset, &ts, &r.Key, &r.Value, &headers, &bits); err != nil {
 		return r, err
 	}
-	present(&r, bits)
-	return r, finish(&r, ts, headers)
+	return r, finish(&r, ts, headers, bits)
 }
 
-// finish sets what r's timestamp and headers columns hold.
-func finish(r *lookback.Record, ts int64, headers []byte) error {
+// finish sets what r's timestamp, headers and presentColumn hold: a key or
+// value the database holds is empty rather than nil.
+func finish(r *lookback.Record, ts int64, headers []byte, present int64) error {
+	if present&1 != 0 && r.Key == nil {
+		r.Key = []byte{}
+	}
+	if present&2 != 0 && r.Value == nil {
+		r.Value = []byte{}
+	}
 	hs, err := DecodeHeaders(headers)
 	if err != nil {
 		return fmt.Errorf("%s: %w", eventkit.FormatCoordinates(r.Topic, r.Partition, r.Offset), err)
