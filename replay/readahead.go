@@ -50,7 +50,8 @@ func (r *Runner) readAhead(ctx context.Context, f lookback.Filter, cursor string
 		// A slice holds a token from the start of its read to the end of
 		// its handing out, so that at most cfg.readers are read at once.
 		tokens := make(chan struct{}, r.cfg.readers)
-		started := make(chan *sliceRead, r.cfg.readers)
+		// Each slice's pages, in the slices' order.
+		started := make(chan chan pageResult, r.cfg.readers)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -63,22 +64,22 @@ func (r *Runner) readAhead(ctx context.Context, f lookback.Filter, cursor string
 				if !send(ctx, tokens, struct{}{}) {
 					return
 				}
-				sr := &sliceRead{c: make(chan pageResult, buffer)}
+				pages := make(chan pageResult, buffer)
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					r.readSlice(ctx, s, size, sr.c)
+					r.readSlice(ctx, s, size, pages)
 				}()
-				started <- sr // never blocks: it has room for every token
+				started <- pages // never blocks: it has room for every token
 			}
 		}()
 		for i := 0; ; i++ {
-			sr, ok := <-started
+			pages, ok := <-started
 			if !ok {
 				return
 			}
 			last := i == len(slices)-1
-			for res := range sr.c {
+			for res := range pages {
 				if res.err == nil {
 					if len(res.page.Records) == 0 && !last {
 						continue // an empty slice, or the end of one
@@ -98,9 +99,6 @@ func (r *Runner) readAhead(ctx context.Context, f lookback.Filter, cursor string
 	var once sync.Once
 	return pageReader{c: out, stop: func() { once.Do(func() { cancel(); wg.Wait() }) }}
 }
-
-// sliceRead is one slice being read into c, closed after its last page.
-type sliceRead struct{ c chan pageResult }
 
 // readSlice sends q's pages to c in order and closes it after the last
 // page, after an error, or once ctx is done.
