@@ -160,7 +160,9 @@ func PlanReset(ctx context.Context, adm *kadm.Client, req ResetRequest) (Plan, e
 	}
 	var atTime kadm.ListedOffsets
 	if req.ToTime != nil {
-		if atTime, err = adm.ListOffsetsAfterMilli(ctx, req.ToTime.UnixMilli(), topics...); err != nil {
+		// Kafka reads a negative time as a named offset (-1 latest, -2
+		// earliest); every record comes after a time before 1970.
+		if atTime, err = adm.ListOffsetsAfterMilli(ctx, max(req.ToTime.UnixMilli(), 0), topics...); err != nil {
 			return Plan{}, fmt.Errorf("list offsets at %s: %w", req.ToTime.Format(time.RFC3339), err)
 		}
 	}

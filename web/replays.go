@@ -104,12 +104,11 @@ func (s *Server) translate(h HandlerFunc) HandlerFunc {
 // classify maps the errors of packages replay and kafka onto the error
 // table.
 func classify(err error) error {
-	var kerrv *kerr.Error
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, replay.ErrInvalidSpec), errors.Is(err, replay.ErrInvalidReset),
-		errors.As(err, &kerrv) && (kerrv == kerr.UnknownTopicOrPartition || kerrv == kerr.InvalidTopicException || kerrv == kerr.InvalidRequest):
+		errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.InvalidTopicException), errors.Is(err, kerr.InvalidRequest):
 		return kindOf(err, lookback.ErrBadQuery)
 	case errors.Is(err, replay.ErrJobNotFound), errors.Is(err, kafka.ErrUnknownGroup):
 		return kindOf(err, lookback.ErrNotFound)

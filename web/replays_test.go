@@ -391,6 +391,18 @@ func TestGroupsAPI(t *testing.T) {
 		t.Fatalf("to time %s: plan %+v, group %+v, want both partitions at 3", at, plan, g)
 	}
 
+	// A time before 1970 is before every record: Kafka must not read it
+	// as one of its named offsets (-1 is latest).
+	rf.post("POST", "/api/v1/groups/billing/offsets", operatorToken, `{"to_time": "1969-12-31T23:59:59.999Z", "dry_run": true}`, 200, &plan)
+	if len(plan.Plan) != 2 || plan.Plan[0].New != 0 || plan.Plan[1].New != 0 {
+		t.Errorf("to a time before 1970: %+v, want both partitions at 0", plan)
+	}
+	for _, body := range []string{`{"topics": ["nosuch"], "to_latest": true}`, `{"topics": ["orders"], "partitions": [99], "to_latest": true}`} {
+		if status, b := rf.do("POST", "/api/v1/groups/billing/offsets", operatorToken, strings.NewReader(body)); status != 400 || !json.Valid(b) {
+			t.Errorf("reset %s: %d %s, want 400", body, status, b)
+		}
+	}
+
 	_ = testkit.Client(t, rf.b.Addr(), kgo.ConsumerGroup("billing"), kgo.ConsumeTopics("orders"),
 		kgo.SessionTimeout(10*time.Second), kgo.RebalanceTimeout(8*time.Second))
 	testkit.Eventually(t, condWait, func() error { // the member joins in the background
