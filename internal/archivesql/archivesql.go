@@ -22,6 +22,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -187,6 +188,21 @@ func Null(s string) any {
 	return s
 }
 
+// Nanos returns t in Unix nanoseconds, clamped to what an int64 holds: a
+// bound before 1678 or after 2262 is before or after every record, where
+// UnixNano would wrap around to a time in between.
+func Nanos(t time.Time) int64 {
+	switch {
+	case t.Before(minNanos):
+		return math.MinInt64
+	case t.After(maxNanos):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var minNanos, maxNanos = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+
 // NullTime returns nil for the zero time, else Unix nanoseconds.
 func NullTime(t time.Time) any {
 	if t.IsZero() {
@@ -269,10 +285,10 @@ func (b *Builder) Filter(f lookback.Filter) {
 		b.conds = append(b.conds, b.d.AnyOf(b, "ce_id", f.IDs))
 	}
 	if !f.From.IsZero() {
-		b.cond("ts >= %s", f.From.UnixNano())
+		b.cond("ts >= %s", Nanos(f.From))
 	}
 	if !f.To.IsZero() {
-		b.cond("ts <= %s", f.To.UnixNano())
+		b.cond("ts <= %s", Nanos(f.To))
 	}
 	for _, h := range f.Headers {
 		b.header(h)

@@ -371,6 +371,10 @@ func testFilters(t *testing.T, a lookback.Archive) {
 		{"to inclusive", lookback.Filter{To: t0.Add(5 * ms)}},
 		{"from and to", lookback.Filter{From: t0.Add(3 * ms), To: t0.Add(9 * ms)}},
 		{"one instant", lookback.Filter{From: t0.Add(7 * ms), To: t0.Add(7 * ms)}},
+		// Bounds past what Unix nanoseconds hold (1678–2262).
+		{"from and to far out", lookback.Filter{From: time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)}},
+		{"nothing: to long ago", lookback.Filter{To: time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		{"nothing: from far ahead", lookback.Filter{From: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}},
 		{"header", lookback.Filter{Headers: []lookback.HeaderMatch{{Name: "tenant", Value: []byte("t1")}}}},
 		{"two headers all match", lookback.Filter{Headers: []lookback.HeaderMatch{
 			{Name: "tenant", Value: []byte("t2")}, {Name: "region", Value: []byte("eu")}}}},
