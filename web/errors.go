@@ -39,6 +39,9 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, lookback.ErrStatusNotRunning):
+		// Not yet connected to Kafka, or stopped: try again later.
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

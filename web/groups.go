@@ -272,7 +272,7 @@ func resetOfForm(group string, form url.Values) (replay.ResetRequest, error) {
 }
 
 func (s *Server) uiResetOffsets(w http.ResponseWriter, r *http.Request) error {
-	if err := r.ParseForm(); err != nil {
+	if err := parseForm(r); err != nil {
 		return err
 	}
 	b := groupBody{Form: r.PostForm}

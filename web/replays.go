@@ -129,25 +129,40 @@ func kindOf(err, kind error) error { return kindErr{err, kind} }
 // decodeBody reads one JSON object from r's body into v, refusing unknown
 // fields and trailing data: a typo in a replay's filter must not widen it
 // to every event.
-func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
+func decodeBody(r *http.Request, v any) error { return decodeJSON(r.Body, v) }
+
+// decodeJSON is decodeBody for any body.
+func decodeJSON(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
 		if _, rerr := dec.Token(); rerr != io.EOF {
 			err = errors.New("trailing data after the object")
+			if errors.As(rerr, new(*http.MaxBytesError)) {
+				err = rerr // too large is what the client must hear
+			}
 		}
 	}
-	var tooLarge *http.MaxBytesError
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &tooLarge):
+	case errors.As(err, new(*http.MaxBytesError)):
 		return err
 	case errors.Is(err, io.EOF):
 		return badRequest("body: want a JSON object")
 	}
 	return badRequest("body: %v", err)
+}
+
+// parseForm parses r's form: a body too large stays a 413, anything else
+// malformed (a bad escape, a bad content type) is a 400.
+func parseForm(r *http.Request) error {
+	err := r.ParseForm()
+	if err == nil || errors.As(err, new(*http.MaxBytesError)) {
+		return err
+	}
+	return badRequest("form: %v", err)
 }
 
 // actor is who a request comes from, as the runner records it.
@@ -309,7 +324,7 @@ func specOfForm(form url.Values) (replay.Spec, error) {
 }
 
 func (s *Server) uiPostReplay(w http.ResponseWriter, r *http.Request) error {
-	if err := r.ParseForm(); err != nil {
+	if err := parseForm(r); err != nil {
 		return err
 	}
 	form := r.PostForm

@@ -218,6 +218,19 @@ func TestHostileInput(t *testing.T) {
 		}
 	})
 
+	t.Run("malformed forms", func(t *testing.T) {
+		for _, c := range []struct{ contentType, body string }{
+			{"application/x-www-form-urlencoded", "token=%zz"},
+			{"application/x-www-form-urlencoded", "a=1;b=2"},
+			{"multipart/form-data; boundary=\"", "x"},
+		} {
+			status, _ := f.send("POST", "/login", strings.NewReader(c.body), func(r *http.Request) { r.Header.Set("Content-Type", c.contentType) })
+			if status != 400 {
+				t.Errorf("sign-in form %q (%s): %d, want 400", c.body, c.contentType, status)
+			}
+		}
+	})
+
 	t.Run("oversized", func(t *testing.T) {
 		big := strings.NewReader("token=" + strings.Repeat("x", 2<<20))
 		status, _ := f.send("POST", "/login", big, func(r *http.Request) {

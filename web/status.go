@@ -158,17 +158,8 @@ func offsetBody(body io.Reader) (int64, error) {
 	var in struct {
 		Offset *int64 `json:"offset"`
 	}
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return 0, err
-		}
-		return 0, badRequest(`body: want {"offset": N}: %v`, err)
-	}
-	if dec.More() {
-		return 0, badRequest(`body: want one JSON object {"offset": N}`)
+	if err := decodeJSON(body, &in); err != nil {
+		return 0, err
 	}
 	if in.Offset == nil || *in.Offset < 0 {
 		return 0, badRequest(`body: want {"offset": N} with N the halted event's offset, 0 or more`)
@@ -298,8 +289,8 @@ func (s *Server) uiConfirmCommand(w http.ResponseWriter, r *http.Request) error 
 	if s.noBoard(w, r, true) {
 		return nil
 	}
-	if err := r.ParseForm(); err != nil {
-		return badRequest("form: %v", err)
+	if err := parseForm(r); err != nil {
+		return err
 	}
 	verb := r.PostForm.Get("action")
 	if commandTypes[verb] == "" {
@@ -339,8 +330,8 @@ func (s *Server) uiCommand(verb string) HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if err := r.ParseForm(); err != nil {
-			return badRequest("form: %v", err)
+		if err := parseForm(r); err != nil {
+			return err
 		}
 		if _, _, t.offset, err = lookback.ParseCoordinates(t.topic, "0", r.PostForm.Get("offset")); err != nil {
 			return err

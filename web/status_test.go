@@ -136,7 +136,7 @@ func TestHaltedPartitionSkippedFromTheUI(t *testing.T) {
 	if status, b := rig.command("skip", operatorToken, `{"offset": 1}`); status != http.StatusConflict || !strings.Contains(string(b), "not halted") {
 		t.Fatalf("stale skip: %d %s", status, b)
 	}
-	for _, body := range []string{``, `{}`, `{"offset": -1}`, `{"offset": "2"}`, `{"offset": 2, "x": 1}`, `{"offset": 2}{}`, `[`} {
+	for _, body := range []string{``, `{}`, `{"offset": -1}`, `{"offset": "2"}`, `{"offset": 2, "x": 1}`, `{"offset": 2}{}`, `{"offset": 2}}`, `{"offset": 2}]`, `[`} {
 		if status, b := rig.command("skip", operatorToken, body); status != http.StatusBadRequest {
 			t.Errorf("body %q: %d %s, want 400", body, status, b)
 		}
@@ -317,4 +317,17 @@ func TestDeadMemberLeavesTheStatusPage(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A board that is not connected to Kafka yet (or any more) answers a
+// command with 503, as a missing one does: the client may try again.
+func TestStatusBoardNotRunning(t *testing.T) {
+	board, err := lookback.NewStatus([]string{"127.0.0.1:1"}) // never run
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, web.StatusBoard(board))
+	if status, b := f.do("POST", "/api/v1/groups/g/partitions/orders/0/skip", operatorToken, strings.NewReader(`{"offset": 1}`)); status != http.StatusServiceUnavailable || !json.Valid(b) {
+		t.Fatalf("skip: %d %s, want 503", status, b)
+	}
 }

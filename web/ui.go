@@ -106,7 +106,7 @@ func (s *Server) uiLoginForm(w http.ResponseWriter, r *http.Request) error {
 const sessionMaxAge = 12 * time.Hour
 
 func (s *Server) uiLogin(w http.ResponseWriter, r *http.Request) error {
-	if err := r.ParseForm(); err != nil {
+	if err := parseForm(r); err != nil {
 		return err
 	}
 	next := localPath(r.PostForm.Get("next"))
