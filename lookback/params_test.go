@@ -73,6 +73,8 @@ func TestParseQueryRefuses(t *testing.T) {
 		{"order=up", "asc or desc"},
 		{"cursor=" + url.QueryEscape("a b"), "cursor"},
 		{"cursor=abc", "cursor"},
+		{"cursor=" + lookback.EncodeCursor(lookback.Desc, lookback.Position{Topic: "a\x00b"}), "cursor: malformed"},
+		{"cursor=" + lookback.EncodeCursor(lookback.Desc, lookback.Position{Topic: "\xff"}), "cursor: malformed"},
 		{"order=asc&cursor=" + lookback.EncodeCursor(lookback.Desc, lookback.Position{Topic: "t"}), "other order"},
 		{"cursor=" + strings.Repeat("c", 2000), "cursor"},
 		{"key=%ff", "not UTF-8"},

@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Position is a record's place in the order of every query: its timestamp,
@@ -61,7 +63,9 @@ func DecodeCursor(o Order, s string) (Position, error) {
 		Offset:    int64(binary.BigEndian.Uint64(b[14:])),
 		Topic:     string(b[fixed:]),
 	}
-	if p.Partition < 0 || p.Offset < 0 {
+	// A cursor names a record, whose topic Kafka spells in ASCII: any
+	// other topic is forged, and PostgreSQL refuses its bytes as text.
+	if p.Partition < 0 || p.Offset < 0 || !utf8.ValidString(p.Topic) || strings.IndexByte(p.Topic, 0) >= 0 {
 		return Position{}, fmt.Errorf("%w: cursor: malformed", ErrBadQuery)
 	}
 	return p, nil

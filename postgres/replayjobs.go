@@ -39,6 +39,9 @@ func (s *JobStore) CreateJob(ctx context.Context, j replay.Job) error {
 
 // UpdateJob implements [replay.JobStore].
 func (s *JobStore) UpdateJob(ctx context.Context, j replay.Job) error {
+	if !archivesql.Storable(j.ID) {
+		return fmt.Errorf("replay job %s: %w", j.ID, replay.ErrJobNotFound)
+	}
 	args, err := jobsql.UpdateArgs(j)
 	if err != nil {
 		return err

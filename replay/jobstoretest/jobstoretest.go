@@ -90,6 +90,15 @@ func testRoundTrip(t *testing.T, s replay.JobStore) {
 	if _, err := s.Job(ctx, "nope"); !errors.Is(err, replay.ErrJobNotFound) {
 		t.Fatalf("unknown job: %v, want ErrJobNotFound", err)
 	}
+	// Ids from a URL path may hold anything; no job has such an id.
+	for _, id := range []string{"a\x00b", "\xff"} {
+		if _, err := s.Job(ctx, id); !errors.Is(err, replay.ErrJobNotFound) {
+			t.Fatalf("job %q: %v, want ErrJobNotFound", id, err)
+		}
+		if err := s.UpdateJob(ctx, job(id, t0)); !errors.Is(err, replay.ErrJobNotFound) {
+			t.Fatalf("update of job %q: %v, want ErrJobNotFound", id, err)
+		}
+	}
 	if err := s.UpdateJob(ctx, job("nope", t0)); !errors.Is(err, replay.ErrJobNotFound) {
 		t.Fatalf("update of an unknown job: %v, want ErrJobNotFound", err)
 	}
