@@ -74,7 +74,7 @@ first use: name them with --topics, or create them with any Kafka tool.`,
 	}
 	f.bind(cmd, "listen", "", "127.0.0.1:9092")
 	cmd.Flags().Int32Var(&f.partitions, "partitions", 1, "partitions of --topics and of topics created without a count")
-	cmd.Flags().StringVar(&f.topics, "topics", "", "topics to create at start, comma-separated")
+	cmd.Flags().StringVar(&f.topics, "topics", "", "topics to create at start, comma-separated (env EVENTKIT_BROKER_TOPICS)")
 	return cmd
 }
 

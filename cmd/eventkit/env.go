@@ -47,16 +47,33 @@ func applyEnv(cmd *cobra.Command) error {
 		if err != nil || f.Changed || envless(f) {
 			return
 		}
-		name := envName(f.Name)
+		name := envOf(f)
 		v, ok := os.LookupEnv(name)
 		if !ok || v == "" {
 			return
 		}
 		if e := cmd.Flags().Set(f.Name, v); e != nil {
-			err = fmt.Errorf("%s=%q: %v", name, v, e)
+			err = &exitCodeError{code: exitUsage, err: fmt.Errorf("%s: %v", name, e)}
 		}
 	})
 	return err
+}
+
+// envOf is the variable flag f falls back to: the one its help names, as
+// "(env EVENTKIT_…)", else EVENTKIT_ and the flag's name. The help is what
+// operators read, so it is also what is looked up: a flag whose variable
+// carries its command's name (EVENTKIT_RELAY_TO) does not also answer to
+// the generic one (EVENTKIT_TO), which a variable set for another command
+// could fill.
+func envOf(f *pflag.Flag) string {
+	const mark = "(env "
+	if i := strings.Index(f.Usage, mark+"EVENTKIT_"); i >= 0 {
+		rest := f.Usage[i+len(mark):]
+		if j := strings.IndexFunc(rest, func(r rune) bool { return !('A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_') }); j > 0 {
+			return rest[:j]
+		}
+	}
+	return envName(f.Name)
 }
 
 // documentEnv adds "(env EVENTKIT_…)" to the help of every flag of cmd and

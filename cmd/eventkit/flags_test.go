@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/eventkit/eventkit/kafka"
@@ -23,10 +24,40 @@ func TestKafkaFlagsUseConfigFromEnvNames(t *testing.T) {
 			if cmd.Flags().Lookup(flag) == nil {
 				t.Fatalf("no --%s flag", flag)
 			}
-			if got := envName(flag); got != env {
+			if got := envOf(cmd.Flags().Lookup(flag)); got != env {
 				t.Errorf("--%s falls back to %s, kafka.ConfigFromEnv reads %s", flag, got, env)
 			}
 		})
+	}
+}
+
+// A flag's help names the variable it reads, and no other: the lookback
+// ingest's group must not come from EVENTKIT_GROUP, set for an
+// application's relay.
+func TestFlagsReadTheVariableTheirHelpNames(t *testing.T) {
+	root := newRoot(&streams{})
+	for _, tc := range []struct{ path, flag, env string }{
+		{"lookback serve", "group", "EVENTKIT_LOOKBACK_GROUP"},
+		{"relay", "to", "EVENTKIT_RELAY_TO"},
+		{"relay", "topic", "EVENTKIT_TOPICS"},
+		{"relay", "group", "EVENTKIT_GROUP"},
+		{"broker", "topics", "EVENTKIT_BROKER_TOPICS"},
+		{"tail", "topic", "EVENTKIT_TOPIC"},
+	} {
+		cmd, _, err := root.Find(strings.Fields(tc.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := cmd.Flags().Lookup(tc.flag)
+		if f == nil {
+			t.Fatalf("%s has no --%s", tc.path, tc.flag)
+		}
+		if got := envOf(f); got != tc.env {
+			t.Errorf("%s --%s reads %s, want %s", tc.path, tc.flag, got, tc.env)
+		}
+		if !strings.Contains(f.Usage, "(env "+tc.env+")") {
+			t.Errorf("%s --%s: help %q does not name %s", tc.path, tc.flag, f.Usage, tc.env)
+		}
 	}
 }
 

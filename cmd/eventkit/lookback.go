@@ -278,7 +278,7 @@ and from EVENTKIT_TOKENS=name:role:token,... Once listening it prints
 	f.StringVar(&c.db, "db", "", "the archive's database: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB")
 	f.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address of the API and UI")
 	f.StringVar(&c.tokensFile, "tokens-file", "", `file of "NAME ROLE TOKEN" lines; EVENTKIT_TOKENS=name:role:token,... adds more`)
-	f.StringVar(&c.group, "group", lookback.DefaultGroup, "consumer group of the ingest")
+	f.StringVar(&c.group, "group", lookback.DefaultGroup, "consumer group of the ingest, not an application's (env EVENTKIT_LOOKBACK_GROUP)")
 	f.StringVar(&c.topicsPattern, "topics-pattern", "", "regular expression of the topics to archive (default: all but Kafka's internal and eventkit's own)")
 	f.DurationVar(&c.retention, "retention", 30*24*time.Hour, "how long to keep events, by record timestamp (0: forever)")
 	f.TextVar(&level, "log-level", slog.LevelInfo, "DEBUG, INFO, WARN or ERROR")

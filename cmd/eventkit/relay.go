@@ -42,23 +42,6 @@ type relayConfig struct {
 	level slog.Level
 }
 
-// relayEnv names the environment variable each flag falls back to when it
-// is not given (--brokers has its own, EVENTKIT_BROKERS).
-var relayEnv = []struct{ flag, env string }{
-	{"group", "EVENTKIT_GROUP"},
-	{"topic", "EVENTKIT_TOPICS"},
-	{"to", "EVENTKIT_RELAY_TO"},
-	{"max-retries", "EVENTKIT_RELAY_MAX_RETRIES"},
-	{"backoff", "EVENTKIT_RELAY_BACKOFF"},
-	{"max-backoff", "EVENTKIT_RELAY_MAX_BACKOFF"},
-	{"ordering", "EVENTKIT_RELAY_ORDERING"},
-	{"concurrency", "EVENTKIT_RELAY_CONCURRENCY"},
-	{"timeout", "EVENTKIT_RELAY_TIMEOUT"},
-	{"halt", "EVENTKIT_RELAY_HALT"},
-	{"admin", "EVENTKIT_RELAY_ADMIN"},
-	{"log-level", "EVENTKIT_LOG_LEVEL"},
-}
-
 func newRelayCmd(s *streams) *cobra.Command {
 	var cfg relayConfig
 	cmd := &cobra.Command{
@@ -81,9 +64,6 @@ Every flag falls back to an environment variable, named in its help.
 See docs/relay.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := envFallbacks(cmd, relayEnv); err != nil {
-				return &exitCodeError{code: exitUsage, err: err}
-			}
 			return runRelay(cmd.Context(), &cfg, s)
 		},
 	}
@@ -102,22 +82,6 @@ See docs/relay.md.`,
 	f.StringVar(&cfg.Admin, "admin", "", "address to serve /healthz, /readyz and /metrics on, e.g. :9090; none when empty (env EVENTKIT_RELAY_ADMIN)")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error (env EVENTKIT_LOG_LEVEL)")
 	return cmd
-}
-
-// envFallbacks sets each flag that the command line left out from its
-// environment variable, when that is set, so that the flag's own parser
-// checks the value.
-func envFallbacks(cmd *cobra.Command, env []struct{ flag, env string }) error {
-	for _, e := range env {
-		v := envOr(e.env, "")
-		if v == "" || cmd.Flags().Changed(e.flag) {
-			continue
-		}
-		if err := cmd.Flags().Set(e.flag, v); err != nil {
-			return fmt.Errorf("%s: %w", e.env, err)
-		}
-	}
-	return nil
 }
 
 // Validate checks the configuration and parses the named choices. It names

@@ -372,6 +372,8 @@ func TestRelayUsage(t *testing.T) {
 		want string
 	}{
 		{"nothing set", nil, nil, "eventkit relay: no consumer group: set --group or EVENTKIT_GROUP; no topics: set --topic or EVENTKIT_TOPICS; no endpoint: set --to or EVENTKIT_RELAY_TO"},
+		{"only the variables the help names", []string{"EVENTKIT_HALT=never", "EVENTKIT_TO=ftp://x", "EVENTKIT_TIMEOUT=soon",
+			"EVENTKIT_GROUP=g", "EVENTKIT_TOPICS=t", "EVENTKIT_RELAY_TO=http://x"}, nil, "eventkit relay: no brokers: set --brokers or EVENTKIT_BROKERS"},
 		{"bad env", []string{"EVENTKIT_RELAY_TIMEOUT=soon"}, nil, `eventkit relay: EVENTKIT_RELAY_TIMEOUT: invalid argument "soon" for "--timeout" flag: time: invalid duration "soon"`},
 		{"bad choices", nil, []string{"--group", "g", "--topic", "t", "--to", "http://x", "--ordering", "random", "--halt", "never"},
 			`eventkit relay: --ordering "random": want partition, key or none; --halt "never": want stop or pause`},

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -106,15 +105,6 @@ Start everything on a laptop with:
 
 // commands builds each subcommand; every command file adds itself in init.
 var commands []func(*streams) *cobra.Command
-
-// envOr returns the environment variable name when set, else def: flags
-// take their defaults from the environment.
-func envOr(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
-}
 
 // splitList splits a comma-separated flag value, dropping empty items.
 func splitList(s string) []string {
