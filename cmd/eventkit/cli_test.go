@@ -265,10 +265,10 @@ func TestDev(t *testing.T) {
 			"--transfers-addr", trAddr, "--reports-addr", rpAddr, "--traffic", "20")
 		out := p.until("ready")
 		want := []string{"broker: " + addr, "lookback: http://" + lbAddr, "transfers: http://" + trAddr, "reports: http://" + rpAddr}
-		if len(out) < len(want)+1 || !slices.Equal(out[:len(want)], want) || !strings.HasPrefix(out[len(want)], "token: ") {
-			t.Fatalf("dev printed %q, want %q and a token line first", out, want)
+		if len(out) != len(want)+2 || !slices.Equal(out[:len(want)], want) || !strings.HasPrefix(out[len(want)], "token: ") {
+			t.Fatalf("dev printed %q, want %q, a token line, then ready", out, want)
 		}
-		hints = out[len(want)+1:]
+		hints = p.until("")
 		if joined := strings.Join(hints, "\n"); !strings.Contains(joined, "eventkit produce --brokers "+addr+" --topic demo") ||
 			!strings.Contains(joined, "eventkit tail --brokers "+addr+" --topic demo") {
 			t.Errorf("dev printed %q, want commands to produce and tail with its address", joined)

@@ -89,16 +89,19 @@ func runDev(ctx context.Context, s *streams, env *devEnv, parts []devPart) error
 		}
 		stops = append(stops, stop)
 	}
+	// The part lines and "ready" come first and alone, as scripts read
+	// them; the commands to try follow, ended by an empty line.
 	for _, l := range append(env.lines, env.last...) {
 		fmt.Fprintln(s.out, l)
 	}
+	fmt.Fprintln(s.out, "ready")
 	if len(env.hints) > 0 {
 		fmt.Fprintln(s.out, "try:")
 		for _, h := range env.hints {
 			fmt.Fprintln(s.out, "  "+h)
 		}
+		fmt.Fprintln(s.out)
 	}
-	fmt.Fprintln(s.out, "ready")
 	<-ctx.Done()
 	return nil
 }
