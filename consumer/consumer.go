@@ -415,6 +415,7 @@ func (c *Consumer) onLost(ctx context.Context, cl *kgo.Client, lost map[string][
 	if ps := c.take(lost); len(ps) > 0 {
 		c.log.Warn("partitions lost", "partitions", lost)
 		c.releaseAll(ctx, cl, ps, false)
+		c.changed() // operators see the loss now, not at the next tick
 	}
 }
 

@@ -363,3 +363,38 @@ func TestUncountedFailuresKeepTheRetryBudget(t *testing.T) {
 		t.Fatalf("attempts seen by the handler %v, want 5 uncounted and 3 counted", seen)
 	}
 }
+
+// A slow handler moves the done watermark event by event: the first
+// event, which took its time, shows processed while the second is still
+// running, instead of waiting in a batch for the second's end.
+func TestSlowHandlerMarksEachEventDone(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 2, nil)...)
+
+	release := make(chan struct{})
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		if ev.ID == "e-0" {
+			time.Sleep(5 * time.Millisecond) // the handler's own slowness, what the test is about
+			return nil
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}), consumer.HandlerTimeout(time.Minute))
+	run := testkit.Go(t, c.Run)
+	testkit.Eventually(t, 20*time.Second, func() error {
+		for _, p := range c.Status().Partitions {
+			if p.Processed >= 1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("e-0 not processed while e-1 runs: %+v", c.Status().Partitions)
+	})
+	close(release)
+	if err := run.Stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+}

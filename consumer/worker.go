@@ -45,21 +45,29 @@ type runStats struct {
 }
 
 // doneBatch marks done events in the partition's window a batch at a time.
-// It flushes when full or when its oldest event waited a millisecond, so
-// that slow handlers still move the watermark event by event.
+// It flushes when full, when its oldest event waited a millisecond, or
+// when the call that just ended took that long: slow handlers move the
+// watermark event by event, since a batch would hold each done event back
+// for the whole next call. What it cannot see coming is a slow call after
+// fast ones: the fast ones' marks wait for its end (up to the handler
+// timeout), which delays their commit, never loses it.
 type doneBatch struct {
 	items [64]*item
 	n     int
 	first time.Time
 }
 
-func (b *doneBatch) add(c *Consumer, p *partition, it *item, now time.Time) {
+// slowCall is how long a call may take before the events done so far are
+// marked at once rather than batched.
+const slowCall = time.Millisecond
+
+func (b *doneBatch) add(c *Consumer, p *partition, it *item, now time.Time, took time.Duration) {
 	if b.n == 0 {
 		b.first = now
 	}
 	b.items[b.n] = it
 	b.n++
-	if b.n == len(b.items) || now.Sub(b.first) > time.Millisecond {
+	if b.n == len(b.items) || now.Sub(b.first) > slowCall || took > slowCall {
 		p.mu.Lock()
 		freed := b.flushLocked(p)
 		p.mu.Unlock()
@@ -112,17 +120,18 @@ loop:
 		it := batch[i]
 		err := c.call(p, it)
 		now := time.Now()
+		took := now.Sub(last)
 		stats.attempts++
-		stats.latency.observe(now.Sub(last).Seconds())
+		stats.latency.observe(took.Seconds())
 		last = now
 		switch eventkit.FlagOf(err) {
 		case eventkit.FlagNone:
 			stats.success++
-			done.add(c, p, it, now)
+			done.add(c, p, it, now, took)
 			continue
 		case eventkit.FlagWarn:
 			if c.warn(p, it, err) {
-				done.add(c, p, it, now)
+				done.add(c, p, it, now, took)
 				continue
 			}
 			// Not parked on the dead-letter topic: retry rather than lose it.
