@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/eventkit/eventkit"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Status returns a snapshot of the agent's assignment and halts, in the form
@@ -19,11 +20,23 @@ func (c *Consumer) Status() eventkit.AgentStatus {
 		Partitions: []eventkit.PartitionStatus{}, Halted: []eventkit.HaltStatus{},
 	}
 	c.mu.RUnlock()
+	// Until this member commits a partition, its committed offset is the
+	// one the group had when the partition came here, which franz-go
+	// fetched; everything before it was done by earlier owners.
+	var fetched map[string]map[int32]kgo.EpochOffset
+	if cl := c.cl.Load(); cl != nil {
+		fetched = cl.CommittedOffsets()
+	}
 	for _, p := range c.snapshot() {
 		p.mu.Lock()
-		s.Partitions = append(s.Partitions, eventkit.PartitionStatus{
-			Topic: p.topic, Partition: p.id, Processed: p.processed, Committed: p.committed, End: p.hwm,
-		})
+		ps := eventkit.PartitionStatus{Topic: p.topic, Partition: p.id, Processed: p.processed, Committed: p.committed, End: p.hwm}
+		if o, ok := fetched[p.topic][p.id]; ok && ps.Committed < 0 && o.Offset >= 0 {
+			ps.Committed = o.Offset
+		}
+		if ps.Processed < 0 {
+			ps.Processed = ps.Committed
+		}
+		s.Partitions = append(s.Partitions, ps)
 		for _, h := range p.halts {
 			s.Halted = append(s.Halted, p.describe(h))
 		}

@@ -398,3 +398,31 @@ func TestSlowHandlerMarksEachEventDone(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 }
+
+// A member that takes over a partition reports the group's committed
+// offset for it, and everything before it as processed, before it has
+// handled or committed anything itself.
+func TestStatusStartsFromTheGroupsCommit(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 5, nil)...)
+	first := testkit.Go(t, agent(t, b, "g", "orders", eventkit.HandlerFunc(noop)).Run)
+	committedAt(t, cl, "g", "orders", map[int32]int64{0: 5})
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(noop))
+	run := testkit.Go(t, c.Run)
+	testkit.Eventually(t, 20*time.Second, func() error {
+		for _, p := range c.Status().Partitions {
+			if p.Topic == "orders" && p.Committed == 5 && p.Processed == 5 {
+				return nil
+			}
+		}
+		return fmt.Errorf("status %+v, want orders/0 committed and processed at 5", c.Status().Partitions)
+	})
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
