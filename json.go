@@ -30,9 +30,9 @@ type eventJSON struct {
 	ID              string            `json:"id"`
 	Type            string            `json:"type"`
 	Source          string            `json:"source"`
-	Subject         string            `json:"subject,omitempty"`
-	Time            *time.Time        `json:"time,omitempty"`
-	ContentType     string            `json:"content_type,omitempty"`
+	Subject         string            `json:"subject"`
+	Time            *time.Time        `json:"time"`
+	ContentType     string            `json:"content_type"`
 	Data            json.RawMessage   `json:"data"`
 	DataEncoding    string            `json:"data_encoding,omitempty"`
 	Replay          *replayJSON       `json:"replay,omitempty"`
@@ -45,9 +45,11 @@ type replayJSON struct {
 	Origin string     `json:"origin"`
 }
 
-// MarshalJSON writes the event as lookback's API shows it. Data is embedded
+// MarshalJSON writes the event as lookback's API shows it, every field of
+// DESIGN.md's shape present (an absent time is null). Data is embedded
 // as JSON when the value parses as JSON ("data_encoding": "json"), else as
-// base64; a null value is null. A key or header value that is not UTF-8
+// base64; a null value (a tombstone) is null without a data_encoding, which
+// tells it from a value that is the JSON text null. A key or header value that is not UTF-8
 // turns its field to base64 and says so in key_encoding/headers_encoding.
 // Headers are e.Headers; a repeated header name keeps its last value.
 func (e *Event) MarshalJSON() ([]byte, error) {
