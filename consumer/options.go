@@ -307,10 +307,9 @@ func TracerProvider(tp trace.TracerProvider) Opt {
 }
 
 // Propagator sets how the agent reads trace context from record headers.
-// Default: OpenTelemetry's global propagator (otel.GetTextMapPropagator),
-// which reads nothing until the application sets one, usually
-// propagation.TraceContext{} for the W3C traceparent and tracestate headers
-// that kafka.Publisher writes.
+// Default: [kafka.DefaultPropagator], which reads the W3C traceparent,
+// tracestate and baggage headers that kafka.Publisher writes until the
+// application sets a global propagator, and then uses that one.
 func Propagator(p propagation.TextMapPropagator) Opt {
 	return opt{func(c *cfg) { c.propagator = p }}
 }

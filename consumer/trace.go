@@ -55,7 +55,7 @@ func newTracing(c *cfg) *tracing {
 		tp, t.global = otel.GetTracerProvider(), true
 	}
 	if t.prop == nil {
-		t.prop = otel.GetTextMapPropagator()
+		t.prop = kafka.DefaultPropagator()
 	}
 	_, t.off = tp.(noop.TracerProvider)
 	// The global provider's tracers forward to the provider the

@@ -92,3 +92,28 @@ func TestHandlerContinuesTheProducersTrace(t *testing.T) {
 		}
 	}
 }
+
+// Without a propagator of its own, and none set globally, the agent reads
+// the W3C traceparent: a trace goes through Kafka with no setup.
+func TestW3CTraceContextByDefault(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	tp, rec := testkit.Tracing(t)
+	producer := testkit.PublishTraced(t, testkit.Client(t, b.Addr()), tp, "orders", &eventkit.Event{ID: "o-1", Type: "order.created"})
+	c := agent(t, b, "ledger", "orders", eventkit.HandlerFunc(noop), consumer.TracerProvider(tp),
+		consumer.ReplayTopic(false), consumer.ControlPlane(false))
+	run := testkit.Go(t, c.Run)
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if n := len(testkit.Spans(rec, "process orders")); n < 1 {
+			return fmt.Errorf("%d handler spans ended, want 1", n)
+		}
+		return nil
+	})
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	s := testkit.Spans(rec, "process orders")[0]
+	if s.SpanContext().TraceID() != producer.TraceID() || s.Parent().SpanID() != producer.SpanID() {
+		t.Errorf("span: trace %s parent %s, want the producer's trace %s and span %s",
+			s.SpanContext().TraceID(), s.Parent().SpanID(), producer.TraceID(), producer.SpanID())
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"github.com/eventkit/eventkit"
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 )
 
@@ -53,9 +52,8 @@ func Clock(now func() time.Time) PublisherOpt {
 
 // Propagator sets how the trace context of Publish's ctx is written into
 // each record's headers, for the consumer's span to continue the trace.
-// Default: OpenTelemetry's global propagator (otel.GetTextMapPropagator),
-// which writes nothing until the application sets one, usually
-// propagation.TraceContext{} for the W3C traceparent and tracestate headers.
+// Default: [DefaultPropagator]: W3C traceparent, tracestate and baggage
+// until the application sets a global propagator, then that one.
 func Propagator(p propagation.TextMapPropagator) PublisherOpt {
 	return publisherOpt(func(pub *Publisher) { pub.prop = p })
 }
@@ -63,7 +61,7 @@ func Propagator(p propagation.TextMapPropagator) PublisherOpt {
 // NewPublisher returns a Publisher that produces through cl. The client stays
 // the caller's to close.
 func NewPublisher(cl *kgo.Client, opts ...PublisherOpt) *Publisher {
-	p := &Publisher{cl: cl, source: "eventkit", now: time.Now, prop: otel.GetTextMapPropagator()}
+	p := &Publisher{cl: cl, source: "eventkit", now: time.Now, prop: DefaultPropagator()}
 	for _, o := range opts {
 		o.apply(p)
 	}

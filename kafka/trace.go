@@ -1,9 +1,11 @@
 package kafka
 
 import (
+	"context"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 )
 
@@ -51,3 +53,31 @@ func (c *RecordCarrier) Keys() []string {
 	}
 	return keys
 }
+
+// DefaultPropagator is the propagator eventkit's agent, relay and
+// Publisher use unless told otherwise: OpenTelemetry's global one once the
+// application sets one (also when it sets it later), and until then W3C
+// Trace Context and Baggage, so that traceparent travels through the
+// headers with no setup. OpenTelemetry's own default propagates nothing.
+func DefaultPropagator() propagation.TextMapPropagator { return globalOrW3C{} }
+
+var w3c = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
+type globalOrW3C struct{}
+
+func (globalOrW3C) current() propagation.TextMapPropagator {
+	if g := otel.GetTextMapPropagator(); len(g.Fields()) > 0 {
+		return g
+	}
+	return w3c
+}
+
+func (p globalOrW3C) Inject(ctx context.Context, c propagation.TextMapCarrier) {
+	p.current().Inject(ctx, c)
+}
+
+func (p globalOrW3C) Extract(ctx context.Context, c propagation.TextMapCarrier) context.Context {
+	return p.current().Extract(ctx, c)
+}
+
+func (p globalOrW3C) Fields() []string { return p.current().Fields() }

@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -36,4 +37,27 @@ func TestPublishWritesTheTraceContext(t *testing.T) {
 	if c := (*kafka.RecordCarrier)(r); c.Get("tenant") != "acme" {
 		t.Fatalf("other headers lost: %+v", r.Headers)
 	}
+}
+
+// Without a propagator of its own, and none set globally, a Publisher
+// writes the W3C traceparent of the span in ctx.
+func TestPublisherWritesW3CByDefault(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	tp, _ := testkit.Tracing(t)
+	ctx, span := tp.Tracer("producer").Start(context.Background(), "send orders")
+	defer span.End()
+	if err := kafka.NewPublisher(testkit.Client(t, b.Addr())).Publish(ctx, "orders", &eventkit.Event{ID: "o-1", Type: "order.created"}); err != nil {
+		t.Fatal(err)
+	}
+	sc := span.SpanContext()
+	want := fmt.Sprintf("00-%s-%s-01", sc.TraceID(), sc.SpanID())
+	for _, h := range testkit.ReadAll(t, b.Addr(), "orders")[0].Headers {
+		if h.Key == "traceparent" {
+			if string(h.Value) != want {
+				t.Errorf("traceparent %s, want %s", h.Value, want)
+			}
+			return
+		}
+	}
+	t.Errorf("no traceparent header, want %s", want)
 }

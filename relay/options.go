@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"go.opentelemetry.io/otel"
+	"github.com/eventkit/eventkit/kafka"
 	"go.opentelemetry.io/otel/propagation"
 )
 
@@ -23,7 +23,7 @@ type cfg struct {
 }
 
 func defaultCfg() cfg {
-	return cfg{timeout: 30 * time.Second, propagator: otel.GetTextMapPropagator()}
+	return cfg{timeout: 30 * time.Second, propagator: kafka.DefaultPropagator()}
 }
 
 func (c *cfg) validate() error {
@@ -51,9 +51,9 @@ func Timeout(d time.Duration) Opt { return opt{func(c *cfg) { c.timeout = d }} }
 // span for the event) is written into each request's headers, so that the
 // application's spans join the producer's trace under the agent's. Without a
 // span in ctx, the request carries the record's own traceparent and
-// tracestate. Default: OpenTelemetry's global propagator
-// (otel.GetTextMapPropagator), which writes nothing until the application
-// sets one, usually propagation.TraceContext{}.
+// tracestate. Default: [kafka.DefaultPropagator]: W3C traceparent,
+// tracestate and baggage until the application sets a global propagator,
+// then that one.
 func Propagator(p propagation.TextMapPropagator) Opt {
 	return opt{func(c *cfg) { c.propagator = p }}
 }
