@@ -22,6 +22,10 @@ import (
 // find.
 const drainTimeout = 10 * time.Second
 
+// readBackTimeout bounds a resumed job's read of its target from the
+// checkpoint's floors to the end.
+const readBackTimeout = 2 * time.Minute
+
 // execute runs one job until it has sent everything, is cancelled, fails,
 // is no longer this Runner's, or the Runner stops. It reports whether the
 // job stopped still running and this Runner's, for Run to release.
@@ -182,11 +186,8 @@ records:
 	case readErr != nil:
 		r.finish(ctx, l, ended, Failed, by, readErr)
 	case completed:
-		status := Done
-		if ended.Failed > 0 {
-			status = Failed
-		}
-		r.finish(ctx, l, ended, status, by, nil)
+		status, cause := endOf(ended.Failed, t.abandonedCount())
+		r.finish(ctx, l, ended, status, by, cause)
 	case cancelledBy != nil:
 		r.finish(ctx, l, ended, Cancelled, *cancelledBy, nil)
 	default: // the Runner is stopping: keep the job running for the next Run
@@ -199,6 +200,19 @@ records:
 		return true
 	}
 	return false
+}
+
+// endOf is how a job that read everything ends: failed when any record
+// could not be produced, or was abandoned in flight (whether the broker
+// wrote it is unknown), else done.
+func endOf(failed, abandoned int64) (Status, error) {
+	switch {
+	case abandoned > 0:
+		return Failed, fmt.Errorf("%d records abandoned in flight after %s: whether they were written is unknown", abandoned, drainTimeout)
+	case failed > 0:
+		return Failed, nil
+	}
+	return Done, nil
 }
 
 // logYielded says why a job stopped here without ending.
@@ -300,10 +314,19 @@ func (r *Runner) sentSince(ctx context.Context, j Job) (map[string]bool, error) 
 	}
 	defer cl.Close()
 	id := []byte(j.ID)
+	// The read-back waits for each partition's last record. One that never
+	// comes (a transaction marker, records deleted meanwhile) must not hold
+	// the job, leased and silent, for good: past readBackTimeout the resume
+	// fails with the partitions left, and is tried again later.
+	readCtx, cancel := context.WithTimeout(ctx, readBackTimeout)
+	defer cancel()
 	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
+		fs := cl.PollFetches(readCtx)
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if readCtx.Err() != nil {
+			return nil, fmt.Errorf("read back %s: no record up to the end offsets %v (partition: end) after %s", topic, want, readBackTimeout)
 		}
 		for _, fe := range fs.Errors() {
 			return nil, fmt.Errorf("read %s/%d: %w", fe.Topic, fe.Partition, fe.Err)
@@ -344,6 +367,7 @@ type tracker struct {
 	pages        []*page // submitted, not yet folded, in order
 	ck           Checkpoint
 	sent, failed int64 // the records up to ck.Cursor
+	abandoned    int64 // records whose produce was given up: written or not, unknown
 }
 
 type page struct {
@@ -377,10 +401,17 @@ func (t *tracker) ended(p *page, kr *kgo.Record, err error) {
 		}
 	case errors.Is(err, context.Canceled):
 		p.unknown = true
+		t.abandoned++
 	default:
 		p.failed++
 		t.live.failed.Add(1)
 	}
+}
+
+func (t *tracker) abandonedCount() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.abandoned
 }
 
 // fold moves the pages that have ended into the checkpoint and returns it
