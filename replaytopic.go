@@ -15,7 +15,10 @@ const ReplayTopicPrefix = "eventkit.replay."
 // Kafka topic names allow only ASCII letters, digits, '.', '_' and '-', and
 // at most 249 characters; any other byte of the group name is written as
 // "_" and two hex digits, and a name that would still be too long is cut and
-// completed with a hash of the whole group name.
+// completed with a hash of the whole group name. '_' is the escape, so it is
+// written "_5f" itself (group pay_reports has eventkit.replay.pay_5freports):
+// two groups never share a replay topic, and none collides with another in
+// Kafka's metric names, where '.' and '_' are the same.
 func ReplayTopic(group string) string {
 	var b strings.Builder
 	b.WriteString(ReplayTopicPrefix)
