@@ -269,6 +269,12 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		// MaxInFlight records. ClientOpts may raise it.
 		kgo.FetchMaxBytes(8<<20),
 	)
+	if c.cfg.regex {
+		// A pattern such as .* must not pick up other groups' replays:
+		// they are addressed to those groups only, and in reprocess mode
+		// this group would handle them again.
+		opts = append(opts, kgo.ConsumeExcludeTopics(otherReplayTopics(c.cfg.group, c.cfg.replay)))
+	}
 	opts = append(opts, c.callerOpts(true)...)
 	// The agent's own group options come last so that nothing overrides
 	// the manual commits and rebalance callbacks its guarantees rest on.

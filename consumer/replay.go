@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/eventkit/eventkit"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -28,6 +29,31 @@ func (c *Consumer) replayExcluded(cl *kgo.Client) error {
 		}
 	}
 	return nil
+}
+
+// otherReplayTopics is a pattern of every replay topic but group's own
+// (every one, when the group does not consume its own): RE2 has no
+// lookahead, so "not this name" is spelled out a character at a time.
+func otherReplayTopics(group string, own bool) string {
+	prefix := "^" + regexp.QuoteMeta(eventkit.ReplayTopicPrefix)
+	if !own {
+		return prefix
+	}
+	name := strings.TrimPrefix(eventkit.ReplayTopic(group), eventkit.ReplayTopicPrefix)
+	// At each character: the name ends here, or differs here, or goes on
+	// as the group's does; past its end, any further character differs.
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		class := string(c)
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			class = `\` + class
+		}
+		b.WriteString("(?:$|[^" + class + "]|" + regexp.QuoteMeta(string(c)))
+	}
+	b.WriteString(".")
+	b.WriteString(strings.Repeat(")", len(name)))
+	return prefix + b.String()
 }
 
 // widestTopic returns the largest partition count among the topics the
@@ -57,8 +83,8 @@ func (c *Consumer) widestTopic(ctx context.Context, adm *kadm.Client) int32 {
 		if td.Err != nil {
 			continue
 		}
-		if c.cfg.regex && !matchAny(res, name) {
-			continue
+		if c.cfg.regex && (!matchAny(res, name) || strings.HasPrefix(name, eventkit.ReplayTopicPrefix)) {
+			continue // replay topics are sized from the sources, not from each other
 		}
 		widest = max(widest, int32(len(td.Partitions)))
 	}

@@ -104,9 +104,20 @@ func TestRegexWithExclusions(t *testing.T) {
 	}), consumer.TopicRegex(), consumer.ClientOpts(kgo.ConsumeExcludeTopics(`^orders\.internal$`)))
 	run := testkit.Go(t, c.Run)
 	testkit.Produce(t, cl, testkit.Events("orders.internal", "hidden", 1, nil)...)
+	handlesOrderThenReplay(t, cl, got)
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	handledNothingMore(t, got)
+}
+
+// handlesOrderThenReplay produces e-0 to orders, waits for the handler to
+// get it (on got), then produces r-0 to group g's replay topic, which
+// exists once the agent runs, and waits for it too.
+func handlesOrderThenReplay(t *testing.T, cl *kgo.Client, got <-chan *eventkit.Event) {
+	t.Helper()
 	testkit.Produce(t, cl, testkit.Events("orders", "e", 1, nil)...)
-	want := []string{"e-0", "r-0"}
-	for i, id := range want {
+	for i, id := range []string{"e-0", "r-0"} {
 		select {
 		case ev := <-got:
 			if ev.ID != id {
@@ -116,17 +127,41 @@ func TestRegexWithExclusions(t *testing.T) {
 			t.Fatalf("%s not handled", id)
 		}
 		if i == 0 {
-			// The replay topic exists once the agent runs; a record there
-			// reaches the handler too.
 			testkit.Produce(t, cl, testkit.Events(eventkit.ReplayTopic("g"), "r", 1, nil)...)
 		}
 	}
-	if err := run.Stop(); err != nil {
-		t.Fatal(err)
-	}
+}
+
+func handledNothingMore(t *testing.T, got <-chan *eventkit.Event) {
+	t.Helper()
 	select {
 	case ev := <-got:
 		t.Fatalf("handled %s from %s", ev.ID, ev.Topic)
 	default:
 	}
+}
+
+// A regex subscription that matches replay topics takes the group's own
+// and no other group's: those replays are addressed to their groups only.
+func TestRegexLeavesOtherGroupsReplays(t *testing.T) {
+	other := eventkit.ReplayTopic("g.other") // shares a prefix with g's own
+	b := testkit.Broker(t, 1, "orders", other)
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events(other, "x", 1, nil)...)
+	got := make(chan *eventkit.Event, 4)
+	c := agent(t, b, "g", `^(orders|eventkit\.replay\..*)$`, eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		got <- ev
+		return nil
+	}), consumer.TopicRegex())
+	run := testkit.Go(t, c.Run)
+	handlesOrderThenReplay(t, cl, got)
+	for _, p := range c.Status().Partitions {
+		if p.Topic == other {
+			t.Errorf("assigned %s/%d, another group's replay topic", p.Topic, p.Partition)
+		}
+	}
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	handledNothingMore(t, got)
 }
