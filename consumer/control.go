@@ -118,7 +118,7 @@ func (c *Consumer) Ready() error {
 // [ErrNotHalted] when that event is not the one halted there.
 func (c *Consumer) Resume(topic string, part int32, offset int64) error {
 	return c.operate(topic, part, offset, func(p *partition, h *halt) *lane {
-		h.it.base = h.it.attempt
+		h.it.base, h.it.resumed = h.it.attempt, true
 		h.lane.state = laneQueued
 		c.log.Info("halted event resumed by operator", c.attrs(h.it)...)
 		return h.lane

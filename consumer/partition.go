@@ -24,7 +24,10 @@ type item struct {
 	// uncounted: the handler said this call's failure was not the event's
 	// fault (see Uncounted), so it does not use up the retry budget.
 	uncounted bool
-	attemptC  attemptCtx
+	// resumed: an operator resumed the event since its last call (see
+	// Resumed); the next call sees it, then it is cleared.
+	resumed  bool
+	attemptC attemptCtx
 }
 
 type laneState uint8

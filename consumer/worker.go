@@ -239,6 +239,7 @@ func (c *Consumer) call(p *partition, it *item) (err error) {
 		defer cancel()
 	}
 	defer func() {
+		it.resumed = false // this call saw the resume
 		if r := recover(); r != nil {
 			err = eventkit.Retry(&panicError{value: r})
 			c.log.Error("handler panicked", c.attrs(it, "panic", r, "stack", string(debug.Stack()))...)

@@ -131,6 +131,12 @@ func (m *MemoryStore) Complete(_ context.Context, c Claim, d Completion) error {
 
 // Release implements [Store].
 func (m *MemoryStore) Release(_ context.Context, c Claim) error {
+	return m.changeHeld(c, func(rec *record) { rec.state = Released })
+}
+
+// changeHeld applies change to the record c holds, or refuses with
+// ErrFenced when c no longer holds it.
+func (m *MemoryStore) changeHeld(c Claim, change func(*record)) error {
 	k, s := m.shard(c.Key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -138,9 +144,14 @@ func (m *MemoryStore) Release(_ context.Context, c Claim) error {
 	if !ok || rec.state != Claimed || !s.holds(rec, c) {
 		return ErrFenced
 	}
-	rec.state = Released
+	change(&rec)
 	s.records[k] = rec
 	return nil
+}
+
+// ResetAttempts implements [AttemptResetter].
+func (m *MemoryStore) ResetAttempts(_ context.Context, c Claim) error {
+	return m.changeHeld(c, func(rec *record) { rec.attempt = 1 })
 }
 
 // Prune implements [Pruner].

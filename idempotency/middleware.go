@@ -148,6 +148,9 @@ func (h *handler) Handle(ctx context.Context, ev *eventkit.Event) (err error) {
 		h.m.takenOver.Inc()
 		h.cfg.logger.Info("took over an expired claim", h.attrs(ev, key, "attempt", out.Claim.Attempt)...)
 	}
+	if consumer.Resumed(ctx) && out.Claim.Attempt > 1 {
+		h.resetAttempts(ctx, ev, &out.Claim)
+	}
 	consumer.SetAttempt(ctx, out.Claim.Attempt)
 
 	hd := &held{claim: out.Claim}
@@ -169,6 +172,23 @@ func (h *handler) Handle(ctx context.Context, ev *eventkit.Event) (err error) {
 	}
 	h.release(ctx, ev, hd.claim)
 	return herr
+}
+
+// resetAttempts counts c's attempts from 1 again after an operator resumed
+// the event. If the store cannot, the resume's fresh budget holds on this
+// member only, which is said.
+func (h *handler) resetAttempts(ctx context.Context, ev *eventkit.Event, c *Claim) {
+	r, ok := h.store.(AttemptResetter)
+	var err error
+	if ok {
+		err = r.ResetAttempts(ctx, *c)
+	}
+	if !ok || err != nil {
+		h.cfg.logger.Warn("attempt count not reset after a resume: another member taking the event over counts the earlier attempts",
+			h.attrs(ev, c.Key, "attempt", c.Attempt, "err", err)...)
+		return
+	}
+	c.Attempt = 1
 }
 
 // settleCtx outlives a cancelled handler context: a revoke must not keep

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -196,5 +197,71 @@ func TestRestartKeepsAttemptCount(t *testing.T) {
 	// Nothing that was not processed is committed.
 	if off, ok := testkit.Committed(t, cl, restartGroup)[restartTopic][0]; ok && off > 0 {
 		t.Fatalf("committed offset %d past the failing event", off)
+	}
+}
+
+// A resume grants a fresh retry budget on the member that resumed, and on
+// one that takes the event over: the middleware counts the stored attempts
+// from 1 again, so the new member does not halt the event at its next
+// failure for the attempts made before the resume.
+func TestResumeBudgetSurvivesATakeover(t *testing.T) {
+	const maxRetries = 2
+	b := testkit.Broker(t, 1, restartTopic)
+	testkit.Produce(t, testkit.Client(t, b.Addr()), testkit.Events(restartTopic, "e", 1, nil)...)
+	store := idempotency.NewMemoryStore()
+	var calls atomic.Int32
+	started := make(chan struct{}, 1)
+	member := func(block bool) *consumer.Consumer {
+		h := eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+			calls.Add(1)
+			if block && consumer.Resumed(ctx) {
+				started <- struct{}{}
+				<-ctx.Done() // the member stops during the call
+				return eventkit.Retry(ctx.Err())
+			}
+			return eventkit.Retry(errors.New("always failing"))
+		})
+		return testkit.Agent(t, b, restartGroup, restartTopic,
+			eventkit.Chain(h, idempotency.Middleware(store, idempotency.Logger(testkit.Logger(t)))),
+			consumer.MaxRetries(maxRetries), consumer.HaltPolicy(consumer.PausePartition),
+			consumer.Backoff(time.Millisecond, time.Millisecond))
+	}
+	halted := func(c *consumer.Consumer) func() error {
+		return func() error {
+			if len(c.Halted()) == 0 {
+				return errors.New("not halted yet")
+			}
+			return nil
+		}
+	}
+
+	a := member(true)
+	runA := testkit.Go(t, a.Run)
+	testkit.Eventually(t, 30*time.Second, halted(a))
+	if n := calls.Load(); n != maxRetries+1 {
+		t.Fatalf("halted after %d calls, want %d", n, maxRetries+1)
+	}
+	if err := a.Resume(restartTopic, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the resumed event was not handed over again")
+	}
+	if err := runA.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	calls.Store(0)
+	bm := member(false)
+	runB := testkit.Go(t, bm.Run)
+	testkit.Eventually(t, 30*time.Second, halted(bm))
+	// One call of the fresh budget went to the first member.
+	if n := calls.Load(); n != maxRetries {
+		t.Errorf("the member that took over halted the event after %d calls, want %d", n, maxRetries)
+	}
+	if err := runB.Stop(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -130,6 +130,17 @@ type Store interface {
 	Release(ctx context.Context, c Claim) error
 }
 
+// AttemptResetter is an optional capability of a [Store]: it counts the
+// attempts of the key c holds from 1 again, if c still holds it
+// ([ErrFenced] otherwise). The middleware asks for it on the first claim
+// after an operator resumed the event (consumer.Resumed), so that the
+// fresh retry budget a resume grants also holds on a member that takes
+// the event over, which counts from the stored attempts. Every store of
+// this module has it.
+type AttemptResetter interface {
+	ResetAttempts(ctx context.Context, c Claim) error
+}
+
 // Pruner is an optional capability of a [Store]: it removes records that
 // expired before now and hold no live lease, at most limit of them, and
 // reports how many it removed. The SQL stores prune in the background;

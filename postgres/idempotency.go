@@ -103,6 +103,21 @@ func (s *IdempotencyStore) CompleteTx(ctx context.Context, tx pgx.Tx, c idempote
 	})
 }
 
+// ResetAttempts implements [idempotency.AttemptResetter]. It runs after a
+// resume only, so it is one statement of its own rather than part of a
+// batch.
+func (s *IdempotencyStore) ResetAttempts(ctx context.Context, c idempotency.Claim) error {
+	tag, err := s.db.pool.Exec(ctx, `UPDATE idempotency SET attempt = 1
+		WHERE key = $1 AND owner = $2 AND token = $3 AND state = 1`, c.Key, c.Owner, c.Token)
+	if err != nil {
+		return fmt.Errorf("idempotency: reset attempts of %s: %w", c.Key, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return idempotency.ErrFenced
+	}
+	return nil
+}
+
 // Prune implements [idempotency.Pruner]: it deletes up to limit records
 // that expired before now and hold no live lease.
 func (s *IdempotencyStore) Prune(ctx context.Context, now time.Time, limit int) (int, error) {

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -148,6 +149,21 @@ func (c *stmtCache) close() {
 	for _, st := range c.m {
 		st.Close()
 	}
+}
+
+// ResetAttempts implements [idempotency.AttemptResetter]. It runs after a
+// resume only, so it takes the writer on its own rather than joining a
+// batch.
+func (s *IdempotencyStore) ResetAttempts(ctx context.Context, c idempotency.Claim) error {
+	res, err := s.db.write.ExecContext(ctx, `UPDATE idempotency SET attempt = 1
+		WHERE key = ? AND owner = ? AND token = ? AND state = 1`, c.Key, c.Owner, c.Token)
+	if err != nil {
+		return fmt.Errorf("idempotency: reset attempts of %s: %w", c.Key, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return errors.Join(idempotency.ErrFenced, err)
+	}
+	return nil
 }
 
 // Prune implements [idempotency.Pruner]: it deletes up to limit records

@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) idempotency.Store) {
 		{"DoneIsSkippedWithResult", testDoneSkipped},
 		{"LiveLeaseIsHeldEvenForItsOwner", testLiveLeaseHeld},
 		{"ReleaseKeepsAttemptCount", testReleaseKeepsAttempt},
+		{"ResetAttemptsCountsFromOne", testResetAttempts},
 		{"ExpiredLeaseTakenOverStaleOwnerFenced", testTakeoverFencing},
 		{"StaleClaimAfterReclaimFenced", testStaleAfterReclaim},
 		{"CompleteIsIdempotentReleaseAfterDoneRefused", testCompleteTwice},
@@ -159,6 +160,34 @@ func testReleaseKeepsAttempt(t *testing.T, s idempotency.Store) {
 	if err := s.Complete(ctx(t), c, done(t0.Add(time.Minute), nil)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testResetAttempts: after a resume the middleware counts the held key's
+// attempts from 1 again; the next claim, by any owner, counts on from
+// there. A claim that no longer holds the key cannot reset it.
+func testResetAttempts(t *testing.T, s idempotency.Store) {
+	r, ok := s.(idempotency.AttemptResetter)
+	if !ok {
+		t.Fatal("the store has no ResetAttempts")
+	}
+	for i := 1; i <= 3; i++ {
+		c := claim(t, s, req("k", "a", t0.Add(time.Duration(i)*time.Second)), idempotency.Acquired).Claim
+		if i == 3 {
+			if err := r.ResetAttempts(ctx(t), c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Release(ctx(t), c); err != nil {
+			t.Fatal(err)
+		}
+		if i == 3 {
+			mustErr(t, "reset by a released claim", r.ResetAttempts(ctx(t), c), idempotency.ErrFenced)
+		}
+	}
+	if c := claim(t, s, req("k", "b", t0.Add(time.Minute)), idempotency.Acquired).Claim; c.Attempt != 2 {
+		t.Fatalf("attempt after a reset and a release = %d, want 2", c.Attempt)
+	}
+	mustErr(t, "reset of an unknown key", r.ResetAttempts(ctx(t), idempotency.Claim{Key: "nope", Owner: "a", Token: 1}), idempotency.ErrFenced)
 }
 
 func testTakeoverFencing(t *testing.T, s idempotency.Store) {
