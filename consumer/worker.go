@@ -239,7 +239,11 @@ func (c *Consumer) call(p *partition, it *item) (err error) {
 		defer cancel()
 	}
 	defer func() {
-		it.resumed = false // this call saw the resume
+		if !it.uncounted {
+			// This call saw the resume. One that found the event busy
+			// elsewhere (Uncounted) did not get to act on it.
+			it.resumed = false
+		}
 		if r := recover(); r != nil {
 			err = eventkit.Retry(&panicError{value: r})
 			c.log.Error("handler panicked", c.attrs(it, "panic", r, "stack", string(debug.Stack()))...)
