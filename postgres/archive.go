@@ -122,12 +122,12 @@ func appendRecords(ctx context.Context, tx pgx.Tx, records []lookback.Record) er
 	for i := range records {
 		rows[i] = archivesql.RowOf(&records[i])
 		r := &records[i]
-		topics[i], parts[i], offs[i], tss[i] = r.Topic, r.Partition, r.Offset, r.Timestamp.UnixNano()
+		topics[i], parts[i], offs[i], tss[i] = r.Topic, r.Partition, r.Offset, archivesql.Nanos(r.Timestamp)
 		keys[i], values[i], headers[i] = r.Key, r.Value, rows[i].Headers
 		ids[i], types[i], sources[i], subjects[i] = nullBytes(r.ID), nullBytes(r.Type), nullBytes(r.Source), nullBytes(r.Subject)
 		contentTypes[i], specs[i] = nullBytes(r.ContentType), nullBytes(rows[i].SpecVersion)
 		if !r.Time.IsZero() {
-			t := r.Time.UnixNano()
+			t := archivesql.Nanos(r.Time)
 			ceTimes[i] = &t
 		}
 	}
@@ -216,7 +216,7 @@ func appendLinks(ctx context.Context, tx pgx.Tx, links []lookback.ReplayLink) er
 	parts, oparts := make([]int32, n), make([]int32, n)
 	offs, tss, ooffs := make([]int64, n), make([]int64, n), make([]int64, n)
 	for i, l := range links {
-		topics[i], parts[i], offs[i], tss[i] = text(l.Topic), l.Partition, l.Offset, l.Timestamp.UnixNano()
+		topics[i], parts[i], offs[i], tss[i] = text(l.Topic), l.Partition, l.Offset, archivesql.Nanos(l.Timestamp)
 		ids[i], modes[i] = text(l.ReplayID), text(string(l.Mode))
 		origins[i], oparts[i], ooffs[i] = text(l.OriginTopic), l.OriginPartition, l.OriginOffset
 	}
@@ -234,7 +234,7 @@ func (a *Archive) DeleteBefore(ctx context.Context, t time.Time, limit int) (int
 	if limit > 0 {
 		lim = limit
 	}
-	ts := t.UnixNano()
+	ts := archivesql.Nanos(t)
 	tx, err := a.db.pool.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("archive: begin: %w", err)

@@ -115,7 +115,7 @@ func appendRecords(ctx context.Context, tx *sql.Tx, records []lookback.Record) e
 			row := archivesql.RowOf(&chunk[i])
 			rows = append(rows, row)
 			r := row.Rec
-			args = append(args, r.Topic, r.Partition, r.Offset, r.Timestamp.UnixNano(), r.Key, r.Value, row.Headers,
+			args = append(args, r.Topic, r.Partition, r.Offset, archivesql.Nanos(r.Timestamp), r.Key, r.Value, row.Headers,
 				archivesql.Null(r.ID), archivesql.Null(r.Type), archivesql.Null(r.Source), archivesql.Null(r.Subject),
 				archivesql.NullTime(r.Time), archivesql.Null(r.ContentType), archivesql.Null(row.SpecVersion))
 		}
@@ -204,7 +204,7 @@ func appendLinks(ctx context.Context, tx *sql.Tx, links []lookback.ReplayLink) e
 	}
 	args := make([]any, 0, 9*len(links))
 	for _, l := range links {
-		args = append(args, l.Topic, l.Partition, l.Offset, l.Timestamp.UnixNano(), l.ReplayID, string(l.Mode),
+		args = append(args, l.Topic, l.Partition, l.Offset, archivesql.Nanos(l.Timestamp), l.ReplayID, string(l.Mode),
 			l.OriginTopic, l.OriginPartition, l.OriginOffset)
 	}
 	if err := insertMany(ctx, tx, `INSERT OR IGNORE INTO lookback_links
@@ -222,7 +222,7 @@ func (a *Archive) DeleteBefore(ctx context.Context, t time.Time, limit int) (int
 	if limit <= 0 {
 		sqlLimit = -1 // SQLite's "no limit"
 	}
-	ts := t.UnixNano()
+	ts := archivesql.Nanos(t)
 	tx, err := a.db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("archive: begin: %w", err)

@@ -188,9 +188,11 @@ func Null(s string) any {
 	return s
 }
 
-// Nanos returns t in Unix nanoseconds, clamped to what an int64 holds: a
-// bound before 1678 or after 2262 is before or after every record, where
-// UnixNano would wrap around to a time in between.
+// Nanos returns t in Unix nanoseconds, clamped to what an int64 holds,
+// where UnixNano would wrap around to a time in between: a filter bound
+// before 1678 or after 2262 is before or after every record, and a record
+// stamped outside that range (milliseconds sent as microseconds) is stored
+// at its end, in order, instead of at a random time retention may cut.
 func Nanos(t time.Time) int64 {
 	switch {
 	case t.Before(minNanos):
@@ -208,7 +210,7 @@ func NullTime(t time.Time) any {
 	if t.IsZero() {
 		return nil
 	}
-	return t.UnixNano()
+	return Nanos(t)
 }
 
 // Dialect is what differs between the databases in a query.

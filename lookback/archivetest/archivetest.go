@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -47,6 +48,7 @@ func Run(t *testing.T, newArchive func(t *testing.T) lookback.Archive) {
 		{"Topics", testTopics},
 		{"BareRecords", testBare},
 		{"DeleteBeforeRemovesOnlyOld", testDeleteBefore},
+		{"TimesPastNanoseconds", testFarTimes},
 		{"HostileFilterValues", testHostile},
 		{"BadQueries", testBadQueries},
 		{"ConcurrentAppends", testConcurrent},
@@ -586,6 +588,31 @@ func testBare(t *testing.T, a lookback.Archive) {
 	if len(got) != 4 || got[0].Value != nil || got[1].Value == nil || len(got[1].Value) != 0 || got[2].Key != nil || got[2].Headers != nil ||
 		got[3].Key == nil || len(got[3].Key) != 0 {
 		t.Errorf("edge records read back as %+v: a nil key or value must stay nil (a tombstone), an empty one empty", got)
+	}
+}
+
+// testFarTimes: a record stamped after 2262 (milliseconds sent as
+// microseconds, say) is kept at the end of what Unix nanoseconds hold,
+// after every other record, and retention leaves it alone; it must not
+// wrap around to some time before the retention cut.
+func testFarTimes(t *testing.T, a lookback.Archive) {
+	ctx := ctxOf(t)
+	far := lookback.Record{Topic: "orders", Partition: 0, Offset: 1, Timestamp: time.Date(55000, 1, 1, 0, 0, 0, 0, time.UTC),
+		Value: []byte("far"), ID: "far", Time: time.Date(55000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	near := lookback.Record{Topic: "orders", Partition: 0, Offset: 2, Timestamp: t0, Value: []byte("near"), ID: "near"}
+	mustAppend(t, a, []lookback.Record{far, near}, nil)
+	if _, err := a.DeleteBefore(ctx, t0.Add(time.Hour), 100); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Get(ctx, "orders", 0, 1)
+	if err != nil {
+		t.Fatalf("the far record after retention: %v", err)
+	}
+	if end := time.Unix(0, math.MaxInt64); !got.Timestamp.Equal(end) || !got.Time.Equal(end) {
+		t.Errorf("far record stamped %s (time %s), want the end of the range, %s", got.Timestamp, got.Time, end)
+	}
+	if _, err := a.Get(ctx, "orders", 0, 2); !errors.Is(err, lookback.ErrNotFound) {
+		t.Errorf("the record before the cut: %v, want it deleted", err)
 	}
 }
 
