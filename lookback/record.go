@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/consumer"
 )
 
 // NewRecord returns the record of a Kafka record's parts: headers are kept
@@ -23,10 +24,13 @@ func NewRecord(topic string, partition int32, offset int64, ts time.Time, key, v
 
 // LinkOf returns the replay link of a consumed event, and false when the
 // event is not a replay or does not name a well-formed origin: such a
-// record is archived as a record of its own rather than lost.
+// record is archived as a record of its own rather than lost. A replayed
+// event parked on a dead-letter topic keeps its replay headers there, but
+// the parked copy is a record of its own too: the only one that carries
+// why it was parked.
 func LinkOf(ev *eventkit.Event) (ReplayLink, bool) {
 	r := ev.Replay
-	if r == nil || r.ID == "" {
+	if r == nil || r.ID == "" || parked(ev) {
 		return ReplayLink{}, false
 	}
 	if _, _, _, err := eventkit.ParseCoordinates(r.Origin); err != nil {
@@ -37,4 +41,14 @@ func LinkOf(ev *eventkit.Event) (ReplayLink, bool) {
 		OriginTopic: r.OriginTopic, OriginPartition: r.OriginPartition, OriginOffset: r.OriginOffset,
 		Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Timestamp: ev.Timestamp,
 	}, true
+}
+
+// parked reports whether ev is a dead-letter copy made by the agent.
+func parked(ev *eventkit.Event) bool {
+	for _, h := range ev.Headers {
+		if h.Key == consumer.HeaderDeadLetterOrigin {
+			return true
+		}
+	}
+	return false
 }
