@@ -269,7 +269,7 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		// MaxInFlight records. ClientOpts may raise it.
 		kgo.FetchMaxBytes(8<<20),
 	)
-	if c.cfg.regex {
+	if c.cfg.regex && !c.cfg.foreignReplays {
 		// A pattern such as .* must not pick up other groups' replays:
 		// they are addressed to those groups only, and in reprocess mode
 		// this group would handle them again.

@@ -80,13 +80,15 @@ type opt struct{ fn func(*cfg) }
 func (o opt) apply(c *cfg) { o.fn(c) }
 
 type cfg struct {
-	brokers    []string
-	group      string
-	topics     []string
-	regex      bool
-	replay     bool
-	control    bool
-	clientOpts []kgo.Opt
+	brokers []string
+	group   string
+	topics  []string
+	regex   bool
+	replay  bool
+	// foreignReplays: a regex may match other groups' replay topics.
+	foreignReplays bool
+	control        bool
+	clientOpts     []kgo.Opt
 
 	order       Order
 	concurrency int
@@ -197,8 +199,17 @@ func Topics(topics ...string) Opt {
 // TopicRegex makes the names given to Topics regular expressions, matched
 // against every topic of the cluster as it changes. Exclusions go in
 // ClientOpts (kgo.ConsumeExcludeTopics); Run refuses one that would also
-// exclude the group's replay topic while ReplayTopic is on.
+// exclude the group's replay topic while ReplayTopic is on. Other groups'
+// replay topics are left out (see ForeignReplays).
 func TopicRegex() Opt { return opt{func(c *cfg) { c.regex = true }} }
+
+// ForeignReplays lets a TopicRegex subscription match other groups' replay
+// topics, which it leaves out by default: their records are addressed to
+// those groups, and in reprocess mode a handler here would act on them
+// again. It is for a consumer that watches topics rather than acting on
+// events, such as lookback's ingest, which links replayed records to
+// their originals.
+func ForeignReplays() Opt { return opt{func(c *cfg) { c.foreignReplays = true }} }
 
 // ReplayTopic sets whether the agent also consumes its group's replay topic,
 // eventkit.ReplayTopic(group), which carries replays addressed to this group

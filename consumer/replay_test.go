@@ -165,3 +165,28 @@ func TestRegexLeavesOtherGroupsReplays(t *testing.T) {
 	}
 	handledNothingMore(t, got)
 }
+
+// ForeignReplays lets a watcher such as lookback's ingest see every
+// group's replays.
+func TestForeignReplaysSeesOtherGroupsReplays(t *testing.T) {
+	other := eventkit.ReplayTopic("g.other")
+	b := testkit.Broker(t, 1, other)
+	testkit.Produce(t, testkit.Client(t, b.Addr()), testkit.Events(other, "x", 1, nil)...)
+	got := make(chan *eventkit.Event, 4)
+	c := agent(t, b, "watcher", `^eventkit\.replay\.`, eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		got <- ev
+		return nil
+	}), consumer.TopicRegex(), consumer.ReplayTopic(false), consumer.ForeignReplays())
+	run := testkit.Go(t, c.Run)
+	select {
+	case ev := <-got:
+		if ev.ID != "x-0" || ev.Topic != other {
+			t.Fatalf("handled %s from %s, want x-0 from %s", ev.ID, ev.Topic, other)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the other group's replay was not seen")
+	}
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -231,6 +231,8 @@ func (in *Ingest) Run(ctx context.Context) error {
 		consumer.MaxInFlight(2 * in.cfg.concurrency),
 		consumer.MaxRetries(-1),
 		consumer.ReplayTopic(false),
+		// A pattern that takes in replay topics links their records.
+		consumer.ForeignReplays(),
 		consumer.ControlPlane(false),
 		consumer.Logger(in.cfg.logger),
 		consumer.Registerer(in.cfg.registerer),
