@@ -72,32 +72,35 @@ func (s *Service) publishRound(ctx context.Context, drill *drillState) (int, err
 		return 0, err
 	}
 	byTopic := map[string][]*eventkit.Event{}
+	dups := map[string]int64{}
 	var broken []*kgo.Record
 	for _, m := range msgs {
 		ev := eventOf(m)
 		evs := append(byTopic[m.Topic], ev)
 		if drill.fire(&drill.dup, s.cfg.Drill.Duplicate) {
 			evs = append(evs, eventOf(m))
-			s.duplicated.Add(1)
+			dups[m.Topic]++
 		}
 		byTopic[m.Topic] = evs
 		if drill.fire(&drill.bad, s.cfg.Drill.Malformed) {
 			broken = append(broken, drill.breakRecord(m))
-			s.malformed.Add(1)
 		}
 	}
 	// Keys never span topics, so per-key order only needs each topic's
-	// events in outbox order.
+	// events in outbox order. The drills count what reached the broker
+	// only: a round cut short (a stop) is sent again, and drilled anew.
 	for topic, evs := range byTopic {
 		if err := s.pub.Publish(ctx, topic, evs...); err != nil {
 			return 0, err
 		}
 		s.published.Add(int64(len(evs)))
+		s.duplicated.Add(dups[topic])
 	}
 	if len(broken) > 0 {
 		if err := s.cl.ProduceSync(ctx, broken...).FirstErr(); err != nil {
 			return 0, err
 		}
+		s.malformed.Add(int64(len(broken)))
 	}
 	// Deleting after a cancel still saves the next start from sending the
 	// round again.
