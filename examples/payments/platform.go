@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -77,7 +78,7 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("no data directory"))
 	}
-	if c.Traffic < 0 {
+	if c.Traffic < 0 || math.IsNaN(c.Traffic) || math.IsInf(c.Traffic, 0) {
 		errs = append(errs, fmt.Errorf("traffic %v: want 0 or more events/s", c.Traffic))
 	}
 	return errors.Join(errs...)

@@ -48,6 +48,12 @@ const (
 	StatusFailed    = "failed"
 )
 
+// MaxAmountMinor is the largest amount of one transfer, in minor units:
+// ten billion in a currency of two decimals. Totals of any realistic
+// number of transfers then stay far inside an int64, which a single
+// transfer of 2^62 would not.
+const MaxAmountMinor = 1_000_000_000_000
+
 // Transfer is the payload of every transfer event and the transfers API's
 // representation of a transfer.
 type Transfer struct {

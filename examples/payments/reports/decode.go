@@ -50,8 +50,9 @@ func decodeTransfer(ev *eventkit.Event) (*transferRow, error) {
 	switch {
 	case t.ID == "" || t.From == "" || t.To == "":
 		return nil, errors.New("payload: id, from and to are required")
-	case t.AmountMinor <= 0:
-		return nil, fmt.Errorf("payload: amount_minor %d: want a positive amount", t.AmountMinor)
+	case t.AmountMinor <= 0 || t.AmountMinor > events.MaxAmountMinor:
+		// Past the maximum, sums in the totals could overflow.
+		return nil, fmt.Errorf("payload: amount_minor %d: want a positive amount, at most %d", t.AmountMinor, int64(events.MaxAmountMinor))
 	case !currencyRe.MatchString(t.Currency):
 		return nil, fmt.Errorf("payload: currency %q", t.Currency)
 	case t.CreatedAt.IsZero():
@@ -112,6 +113,10 @@ func decodeAccount(ev *eventkit.Event) (*accountRow, error) {
 		return nil, errors.New("payload: updated_at is required")
 	case name == "":
 		return nil, errors.New("payload: holder.legal_name (v2) or holder.name (v1) is required")
+	case ev.Subject != "" && ev.Subject != *p.ID:
+		// Applied, it would overwrite another account's row, and its
+		// version would hold back that account's real updates for good.
+		return nil, fmt.Errorf("payload: id %q in an event about account %q", *p.ID, ev.Subject)
 	}
 	return &accountRow{
 		ID: *p.ID, HolderName: name, Country: p.Holder.Address.Country, Status: p.Status,

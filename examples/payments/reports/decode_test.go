@@ -28,9 +28,11 @@ func TestDecodeAccountAcrossVersions(t *testing.T) {
 		{"no version", `{"id": "a1", "updated_at": "2026-03-01T10:00:00Z", "holder": {"name": "Ada"}}`, nil},
 		{"no holder name", `{"id": "a1", "version": 1, "updated_at": "2026-03-01T10:00:00Z", "holder": {}}`, nil},
 		{"no time", `{"id": "a1", "version": 1, "holder": {"name": "Ada"}}`, nil},
+		// The event is about a1: applied, this would overwrite b2's row.
+		{"another account's id", `{"id": "b2", "version": 999999, "updated_at": "2026-03-01T10:00:00Z", "holder": {"name": "x"}}`, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := decodeAccount(&eventkit.Event{Type: events.AccountUpdated, Data: []byte(tc.data)})
+			got, err := decodeAccount(&eventkit.Event{Type: events.AccountUpdated, Subject: "a1", Data: []byte(tc.data)})
 			if tc.want == nil {
 				if err == nil {
 					t.Fatalf("decoded %+v, want an error", got)
@@ -55,12 +57,13 @@ func TestDecodeTransferRefusesWhatWouldCorruptARow(t *testing.T) {
 		t.Fatalf("well-formed completion with an unknown field: %v", err)
 	}
 	for name, data := range map[string]string{
-		"status of another type": ok,
-		"zero amount":            `{"id": "t1", "from": "a", "to": "b", "amount_minor": 0, "currency": "EUR", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
-		"amount as text":         `{"id": "t1", "from": "a", "to": "b", "amount_minor": "5", "currency": "EUR", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
-		"bad currency":           `{"id": "t1", "from": "a", "to": "b", "amount_minor": 5, "currency": "euro", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
-		"no payee":               `{"id": "t1", "from": "a", "amount_minor": 5, "currency": "EUR", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
-		"truncated":              ok[:40],
+		"status of another type":  ok,
+		"amount past the maximum": `{"id": "t1", "from": "a", "to": "b", "amount_minor": 5000000000000000000, "currency": "EUR", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
+		"zero amount":             `{"id": "t1", "from": "a", "to": "b", "amount_minor": 0, "currency": "EUR", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
+		"amount as text":          `{"id": "t1", "from": "a", "to": "b", "amount_minor": "5", "currency": "EUR", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
+		"bad currency":            `{"id": "t1", "from": "a", "to": "b", "amount_minor": 5, "currency": "euro", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
+		"no payee":                `{"id": "t1", "from": "a", "amount_minor": 5, "currency": "EUR", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
+		"truncated":               ok[:40],
 	} {
 		t.Run(name, func(t *testing.T) {
 			if r, err := decodeTransfer(&eventkit.Event{Type: events.TransferCreated, Data: []byte(data)}); err == nil {

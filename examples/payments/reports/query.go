@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventkit/eventkit/examples/payments/internal/web"
 )
@@ -78,6 +79,9 @@ func (s *Service) volume(w http.ResponseWriter, r *http.Request) error {
 		return web.Errorf(http.StatusBadRequest, "expand %q: only holder", expand)
 	}
 	id := r.PathValue("id")
+	if !storable(id) {
+		return web.Errorf(http.StatusNotFound, "account %q: no such account", id)
+	}
 	v := Volume{From: from, To: to, Sent: []Amount{}}
 	ctx := r.Context()
 	if v.Account, err = s.account(ctx, id); err != nil {
@@ -290,7 +294,7 @@ func parseCursor(c string) (int64, string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err == nil {
 		at, id, ok := strings.Cut(string(b), "/")
-		if n, perr := strconv.ParseInt(at, 10, 64); ok && perr == nil && id != "" {
+		if n, perr := strconv.ParseInt(at, 10, 64); ok && perr == nil && id != "" && storable(id) {
 			return n, id, nil
 		}
 	}
@@ -320,3 +324,7 @@ func dayParam(q url.Values, name string, def time.Time) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// storable reports whether s can be compared with a text column: PostgreSQL
+// refuses NUL bytes and invalid UTF-8, and no id holds them.
+func storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }

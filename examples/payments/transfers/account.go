@@ -111,8 +111,17 @@ func (a *Account) validate() error {
 	case a.Limits.DailyMinor < 0 || a.Limits.MonthlyMinor < 0 || a.Limits.PerTransferMinor < 0:
 		return web.Errorf(http.StatusBadRequest, "limits must not be negative")
 	}
+	// Each change of an account is published whole; one larger than a
+	// Kafka batch could never be, and would hold up every event after it.
+	if b, err := json.Marshal(a); err != nil || len(b) > maxAccountBytes {
+		return web.Errorf(http.StatusBadRequest, "account: %d bytes once encoded, at most %d", len(b), maxAccountBytes)
+	}
 	return nil
 }
+
+// maxAccountBytes bounds an account's encoded size, well below the 1 MB a
+// producer batch holds by default.
+const maxAccountBytes = 256 << 10
 
 // accountPayload encodes a as the data of account.updated in the schema of
 // the given version (1 or 2) and returns it with the schema's name.
@@ -121,8 +130,8 @@ func accountPayload(a *Account, version int) (data []byte, schema string, err er
 	if err != nil {
 		return nil, "", err
 	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
+	m, err := web.DecodeDoc(b)
+	if err != nil {
 		return nil, "", err
 	}
 	switch version {

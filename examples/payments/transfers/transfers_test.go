@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,6 +122,18 @@ func TestAPIPublishesEveryChangeInOrder(t *testing.T) {
 	}
 }
 
+// A limit past 2^53 survives a patch of another field exactly: the
+// account is merged as JSON numbers, not as float64.
+func TestPatchKeepsLargeNumbersExact(t *testing.T) {
+	svc, _ := start(t, transfers.Config{})
+	var a transfers.Account
+	call(t, "POST", svc.URL()+"/accounts", `{"holder": {"name": "x", "address": {"country": "GB"}}, "limits": {"daily_minor": 9223372036854775807}}`, http.StatusCreated, &a)
+	call(t, "PATCH", svc.URL()+"/accounts/"+a.ID, `{"nickname": "n", "limits": {"monthly_minor": 9007199254740993}}`, http.StatusOK, &a)
+	if a.Limits.DailyMinor != 9223372036854775807 || a.Limits.MonthlyMinor != 9007199254740993 {
+		t.Fatalf("limits after a patch: %+v", a.Limits)
+	}
+}
+
 func TestBadRequestsGet4xxJSON(t *testing.T) {
 	svc, _ := start(t, transfers.Config{})
 	var a, c transfers.Account
@@ -144,6 +157,9 @@ func TestBadRequestsGet4xxJSON(t *testing.T) {
 		{"patch wrong type", "PATCH", "/accounts/" + a.ID, `{"limits": {"daily_minor": "many"}}`, 400},
 		{"patch unknown field", "PATCH", "/accounts/" + a.ID, `{"colour": "red"}`, 400},
 		{"patch unknown account", "PATCH", "/accounts/nope", `{}`, 404},
+		{"trailing data", "POST", "/accounts", `{"holder": {"name": "x", "address": {"country": "GB"}}}}`, 400},
+		{"account too large once merged", "PATCH", "/accounts/" + a.ID, `{"metadata": {"k": "` + strings.Repeat("a", 300<<10) + `"}}`, 400},
+		{"amount past the maximum", "POST", "/transfers", `{"from": "` + a.ID + `", "to": "` + c.ID + `", "amount_minor": 5000000000000000000, "currency": "EUR"}`, 400},
 		{"negative amount", "POST", "/transfers", `{"from": "` + a.ID + `", "to": "` + c.ID + `", "amount_minor": -1, "currency": "EUR"}`, 400},
 		{"amount as string", "POST", "/transfers", `{"from": "` + a.ID + `", "to": "` + c.ID + `", "amount_minor": "1", "currency": "EUR"}`, 400},
 		{"bad currency", "POST", "/transfers", `{"from": "` + a.ID + `", "to": "` + c.ID + `", "amount_minor": 1, "currency": "euro"}`, 400},

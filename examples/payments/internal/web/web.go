@@ -4,6 +4,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,24 +53,48 @@ func Fail(w http.ResponseWriter, log *slog.Logger, err error) {
 }
 
 // Decode reads a JSON body into v, refusing unknown fields, trailing data
-// and bodies over [MaxBody], each with a 4xx [*Error].
+// and bodies over [MaxBody], each with a 4xx [*Error]. Numbers in an `any`
+// stay json.Number: a float64 would round an int64 past 2^53.
 func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
 	dec.DisallowUnknownFields()
+	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
 			return Errorf(http.StatusRequestEntityTooLarge, "body larger than %d bytes", MaxBody)
 		case errors.Is(err, io.EOF):
-			return Errorf(http.StatusBadRequest, "empty body: want a JSON object")
+			return errEmptyBody
 		}
 		return Errorf(http.StatusBadRequest, "bad JSON body: %v", err)
 	}
-	if dec.More() {
-		return Errorf(http.StatusBadRequest, "bad JSON body: more than one value")
+	// More would say there is no more at a stray '}' or ']'.
+	if _, err := dec.Token(); err != io.EOF {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return Errorf(http.StatusRequestEntityTooLarge, "body larger than %d bytes", MaxBody)
+		}
+		return Errorf(http.StatusBadRequest, "bad JSON body: more after the value")
 	}
 	return nil
+}
+
+var errEmptyBody = Errorf(http.StatusBadRequest, "empty body: want a JSON object")
+
+// IsEmptyBody reports whether err is Decode's answer to an empty body.
+func IsEmptyBody(err error) bool { return err == errEmptyBody }
+
+// DecodeDoc reads a JSON object into a map whose numbers stay json.Number,
+// so that an int64 round-trips exactly.
+func DecodeDoc(b []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // Handle adapts a handler that returns an error to http.HandlerFunc, and
