@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	payevents "github.com/eventkit/eventkit/examples/payments/events"
 	"github.com/spf13/cobra"
@@ -31,6 +33,28 @@ type devEnv struct {
 	// last (the token), then hints on what to try, then "ready".
 	lines, last, hints []string
 	logOut             io.Writer // where the parts log
+	// failed receives the error of a part that stopped by itself: dev
+	// then stops with it instead of serving dead addresses.
+	failed   chan error
+	watchers sync.WaitGroup
+}
+
+// watch reports the end of a part that runs by itself, unless dev is
+// stopping it: wait returns when the part has stopped.
+func (e *devEnv) watch(ctx context.Context, name string, wait func() error) {
+	e.watchers.Go(func() { // ends with the part, which dev's stop ends
+		err := wait()
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("stopped")
+		}
+		select {
+		case e.failed <- fmt.Errorf("%s: %w", name, err):
+		default: // another part's failure is reported already
+		}
+	})
 }
 
 func newDevCmd(s *streams) *cobra.Command {
@@ -60,7 +84,7 @@ and "ready"; it runs until interrupted and then stops cleanly.`,
 				{name: "lookback", start: lb.start},
 				{name: "payments", start: pay.start},
 			}
-			return runDev(cmd.Context(), s, &devEnv{data: broker.data, logOut: s.err}, parts)
+			return runDev(cmd.Context(), s, &devEnv{data: broker.data, logOut: s.err, failed: make(chan error, 1)}, parts)
 		},
 	}
 	broker.bind(cmd, "broker-addr", "./eventkit-data", "127.0.0.1:9092")
@@ -73,7 +97,8 @@ and "ready"; it runs until interrupted and then stops cleanly.`,
 }
 
 // runDev starts parts in order, prints what they report, waits for ctx to
-// end and stops them in reverse order. A part that fails to start stops
+// end, or for a part to stop by itself (whose error it returns), and stops
+// them in reverse order. A part that fails to start stops
 // the ones before it.
 func runDev(ctx context.Context, s *streams, env *devEnv, parts []devPart) error {
 	var stops []func()
@@ -81,6 +106,7 @@ func runDev(ctx context.Context, s *streams, env *devEnv, parts []devPart) error
 		for i := len(stops) - 1; i >= 0; i-- {
 			stops[i]()
 		}
+		env.watchers.Wait() // the stopped parts end their watchers
 	}()
 	for _, p := range parts {
 		stop, err := p.start(ctx, env)
@@ -102,8 +128,12 @@ func runDev(ctx context.Context, s *streams, env *devEnv, parts []devPart) error
 		}
 		fmt.Fprintln(s.out)
 	}
-	<-ctx.Done()
-	return nil
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-env.failed:
+		return err
+	}
 }
 
 // devStart is the broker part of `eventkit dev`.

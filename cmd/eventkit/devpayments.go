@@ -37,5 +37,8 @@ func (d *devPayments) start(ctx context.Context, env *devEnv) (func(), error) {
 		"curl "+p.ReportsURL()+"/transfers/failed",
 		"curl "+p.ReportsURL()+"/totals/daily",
 	)
+	// A halt pauses its partition and keeps the platform up; anything that
+	// still stops a service (a kill, a lost database) ends dev with it.
+	env.watch(ctx, "payments", p.Wait)
 	return func() { _ = p.Stop() }, nil
 }

@@ -182,6 +182,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		consumer.Ordering(consumer.ByKey),
 		consumer.Concurrency(cfg.Concurrency),
 		consumer.DeadLetterTopic(cfg.DeadLetterTopic),
+		// An event that used up its retries halts its partition only: the
+		// service keeps serving and consuming the rest while an operator
+		// resumes or skips it from lookback (the failure drill's story).
+		consumer.HaltPolicy(consumer.PausePartition),
 		consumer.Logger(s.log),
 	}, cfg.AgentOpts...)...)
 	if err != nil {
