@@ -104,7 +104,42 @@ func (a *Archive) appendOnce(ctx context.Context, records []lookback.Record, lin
 	return nil
 }
 
+// statementBytes bounds the payload (keys, values, headers) of one insert:
+// PostgreSQL refuses a message over 1 GB, and a batch of thousands of
+// large records would reach it, failing again on every retry while ingest
+// stood still. A record larger than this goes alone.
+var statementBytes = 64 << 20
+
+// appendRecords inserts records in chunks of at most statementBytes each,
+// all in tx.
 func appendRecords(ctx context.Context, tx pgx.Tx, records []lookback.Record) error {
+	for len(records) > 0 {
+		n, size := 0, 0
+		for n < len(records) {
+			b := recordBytes(&records[n])
+			if n > 0 && size+b > statementBytes {
+				break
+			}
+			size += b
+			n++
+		}
+		if err := appendChunk(ctx, tx, records[:n]); err != nil {
+			return err
+		}
+		records = records[n:]
+	}
+	return nil
+}
+
+func recordBytes(r *lookback.Record) int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+func appendChunk(ctx context.Context, tx pgx.Tx, records []lookback.Record) error {
 	if len(records) == 0 {
 		return nil
 	}

@@ -1,0 +1,9 @@
+package postgres
+
+// SetStatementBytes lowers the payload bound of one insert for a test, and
+// returns what puts it back.
+func SetStatementBytes(n int) (restore func()) {
+	old := statementBytes
+	statementBytes = n
+	return func() { statementBytes = old }
+}
