@@ -52,10 +52,11 @@ func SetAttempt(ctx context.Context, n int) {
 
 // Resumed reports whether an operator resumed the event being handled
 // (Resume, or a resume command) since its last counted call (see
-// Uncounted), which granted it a fresh MaxRetries budget. Middleware that keeps attempt counts across
-// restarts (the idempotency layer) counts from 1 again when it sees it, so
-// that the fresh budget also holds on a member that takes the event over.
-// It must be called from the handler's own goroutine.
+// Uncounted), which granted it a fresh MaxRetries budget. Middleware that
+// keeps attempt counts across restarts (the idempotency layer) counts from
+// 1 again when it sees it, so that the fresh budget also holds on a member
+// that takes the event over. It must be called from the handler's own
+// goroutine.
 func Resumed(ctx context.Context) bool {
 	if a := attemptOf(ctx); a != nil {
 		return a.it.resumed

@@ -24,14 +24,16 @@ func (c *Consumer) Status() eventkit.AgentStatus {
 	// one the group had when the partition came here, which franz-go
 	// fetched; everything before it was done by earlier owners.
 	var fetched map[string]map[int32]kgo.EpochOffset
-	if cl := c.cl.Load(); cl != nil {
-		fetched = cl.CommittedOffsets()
-	}
 	for _, p := range c.snapshot() {
 		p.mu.Lock()
 		ps := eventkit.PartitionStatus{Topic: p.topic, Partition: p.id, Processed: p.processed, Committed: p.committed, End: p.hwm}
-		if o, ok := fetched[p.topic][p.id]; ok && ps.Committed < 0 && o.Offset >= 0 {
-			ps.Committed = o.Offset
+		if cl := c.cl.Load(); ps.Committed < 0 && cl != nil {
+			if fetched == nil {
+				fetched = cl.CommittedOffsets()
+			}
+			if o, ok := fetched[p.topic][p.id]; ok && o.Offset >= 0 {
+				ps.Committed = o.Offset
+			}
 		}
 		if ps.Processed < 0 {
 			ps.Processed = ps.Committed

@@ -43,13 +43,9 @@ func otherReplayTopics(group string, own bool) string {
 	// At each character: the name ends here, or differs here, or goes on
 	// as the group's does; past its end, any further character differs.
 	var b strings.Builder
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		class := string(c)
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			class = `\` + class
-		}
-		b.WriteString("(?:$|[^" + class + "]|" + regexp.QuoteMeta(string(c)))
+	for i := range len(name) {
+		c := regexp.QuoteMeta(name[i : i+1]) // the name holds only [A-Za-z0-9._-]
+		b.WriteString("(?:$|[^" + c + "]|" + c)
 	}
 	b.WriteString(".")
 	b.WriteString(strings.Repeat(")", len(name)))
