@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -63,10 +64,23 @@ func DefaultPropagator() propagation.TextMapPropagator { return globalOrW3C{} }
 
 var w3c = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 
+// unsetPropagator is OpenTelemetry's global propagator as it is before the
+// application sets one, which propagates nothing; comparing with it costs
+// nothing per record, where asking the global for its Fields allocates.
+// It is nil when something set a propagator before this package was
+// initialised: that one is then used throughout.
+var unsetPropagator = func() propagation.TextMapPropagator {
+	p := otel.GetTextMapPropagator()
+	if fmt.Sprintf("%T", p) != "*global.textMapPropagator" {
+		return nil
+	}
+	return p
+}()
+
 type globalOrW3C struct{}
 
 func (globalOrW3C) current() propagation.TextMapPropagator {
-	if g := otel.GetTextMapPropagator(); len(g.Fields()) > 0 {
+	if g := otel.GetTextMapPropagator(); unsetPropagator == nil || g != unsetPropagator {
 		return g
 	}
 	return w3c
