@@ -5,9 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Position is a record's place in the order of every query: its timestamp,
@@ -63,9 +61,9 @@ func DecodeCursor(o Order, s string) (Position, error) {
 		Offset:    int64(binary.BigEndian.Uint64(b[14:])),
 		Topic:     string(b[fixed:]),
 	}
-	// A cursor names a record, whose topic Kafka spells in ASCII: any
-	// other topic is forged, and PostgreSQL refuses its bytes as text.
-	if p.Partition < 0 || p.Offset < 0 || !utf8.ValidString(p.Topic) || strings.IndexByte(p.Topic, 0) >= 0 {
+	// A cursor names a record, whose topic Kafka spells in ASCII: a topic
+	// no store could hold is forged.
+	if p.Partition < 0 || p.Offset < 0 || checkValue("cursor", p.Topic, maxTopicLen) != nil {
 		return Position{}, fmt.Errorf("%w: cursor: malformed", ErrBadQuery)
 	}
 	return p, nil

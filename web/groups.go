@@ -178,7 +178,7 @@ func notePlan(r *http.Request, plan replay.Plan) {
 
 func (s *Server) resetOffsets(w http.ResponseWriter, r *http.Request) error {
 	var b resetBody
-	if err := decodeBody(r, &b); err != nil {
+	if err := decodeBody(r.Body, &b); err != nil {
 		return err
 	}
 	b.Group = r.PathValue("group")

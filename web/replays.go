@@ -126,13 +126,10 @@ func (e kindErr) Unwrap() []error { return []error{e.kind, e.err} }
 
 func kindOf(err, kind error) error { return kindErr{err, kind} }
 
-// decodeBody reads one JSON object from r's body into v, refusing unknown
+// decodeBody reads one JSON object from body into v, refusing unknown
 // fields and trailing data: a typo in a replay's filter must not widen it
 // to every event.
-func decodeBody(r *http.Request, v any) error { return decodeJSON(r.Body, v) }
-
-// decodeJSON is decodeBody for any body.
-func decodeJSON(body io.Reader, v any) error {
+func decodeBody(body io.Reader, v any) error {
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -179,7 +176,7 @@ type dryRunJSON struct {
 
 func (s *Server) postReplay(w http.ResponseWriter, r *http.Request) error {
 	var b replay.Request
-	if err := decodeBody(r, &b); err != nil {
+	if err := decodeBody(r.Body, &b); err != nil {
 		return err
 	}
 	spec, err := b.Spec()

@@ -158,7 +158,7 @@ func offsetBody(body io.Reader) (int64, error) {
 	var in struct {
 		Offset *int64 `json:"offset"`
 	}
-	if err := decodeJSON(body, &in); err != nil {
+	if err := decodeBody(body, &in); err != nil {
 		return 0, err
 	}
 	if in.Offset == nil || *in.Offset < 0 {
