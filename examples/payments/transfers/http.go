@@ -158,6 +158,11 @@ func (s *Service) enqueueAccount(ctx context.Context, tx Tx, a *Account) error {
 	if err != nil {
 		return err
 	}
+	// Each change of an account is published whole; one larger than a
+	// Kafka batch could never be, and would hold up every event after it.
+	if len(data) > maxAccountBytes {
+		return web.Errorf(http.StatusBadRequest, "account: %d bytes once encoded, at most %d", len(data), maxAccountBytes)
+	}
 	return tx.Enqueue(ctx, Message{
 		ID: uuid.Must(uuid.NewV7()).String(), Topic: events.TopicAccounts, Key: a.ID,
 		Type: events.AccountUpdated, Schema: schema, Time: a.UpdatedAt, Data: data,
@@ -234,11 +239,8 @@ func (s *Service) settle(status string) func(w http.ResponseWriter, r *http.Requ
 	}
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var req settleRequest
-		if r.ContentLength != 0 {
-			// An empty chunked body (length unknown) is no body too.
-			if err := web.Decode(w, r, &req); err != nil && !(r.ContentLength < 0 && web.IsEmptyBody(err)) {
-				return err
-			}
+		if err := web.Decode(w, r, &req); err != nil && !web.IsEmptyBody(err) {
+			return err
 		}
 		if status == events.StatusCompleted && req.Reason != "" {
 			return web.Errorf(http.StatusBadRequest, "a completed transfer has no reason")

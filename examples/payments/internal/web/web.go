@@ -59,25 +59,26 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			return Errorf(http.StatusRequestEntityTooLarge, "body larger than %d bytes", MaxBody)
-		case errors.Is(err, io.EOF):
-			return errEmptyBody
+	err := dec.Decode(v)
+	if err == nil {
+		// More would say there is no more at a stray '}' or ']'.
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = terr
+			if err == nil {
+				err = errors.New("more after the value")
+			}
 		}
-		return Errorf(http.StatusBadRequest, "bad JSON body: %v", err)
 	}
-	// More would say there is no more at a stray '}' or ']'.
-	if _, err := dec.Token(); err != io.EOF {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return Errorf(http.StatusRequestEntityTooLarge, "body larger than %d bytes", MaxBody)
-		}
-		return Errorf(http.StatusBadRequest, "bad JSON body: more after the value")
+	var tooBig *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tooBig):
+		return Errorf(http.StatusRequestEntityTooLarge, "body larger than %d bytes", MaxBody)
+	case errors.Is(err, io.EOF):
+		return errEmptyBody
 	}
-	return nil
+	return Errorf(http.StatusBadRequest, "bad JSON body: %v", err)
 }
 
 var errEmptyBody = Errorf(http.StatusBadRequest, "empty body: want a JSON object")
