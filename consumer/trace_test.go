@@ -13,6 +13,8 @@ import (
 	"github.com/eventkit/eventkit/internal/testkit"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -38,18 +40,7 @@ func TestHandlerContinuesTheProducersTrace(t *testing.T) {
 	})
 	c := agent(t, b, "ledger", "orders", h, consumer.TracerProvider(tp), consumer.Propagator(testkit.Propagation),
 		consumer.ReplayTopic(false), consumer.ControlPlane(false))
-	run := testkit.Go(t, c.Run)
-	testkit.Eventually(t, 30*time.Second, func() error {
-		if n := len(testkit.Spans(rec, "process orders")); n < 3 {
-			return fmt.Errorf("%d handler spans ended, want 3", n)
-		}
-		return nil
-	})
-	if err := run.Stop(); err != nil {
-		t.Fatal(err)
-	}
-
-	spans := testkit.Spans(rec, "process orders")
+	spans := runUntilSpans(t, c, rec, 3)
 	want := []struct {
 		id      string
 		attempt int64
@@ -60,10 +51,7 @@ func TestHandlerContinuesTheProducersTrace(t *testing.T) {
 	}
 	for i, s := range spans {
 		w := want[i]
-		if s.SpanContext().TraceID() != producer.TraceID() || s.Parent().SpanID() != producer.SpanID() {
-			t.Errorf("span %d: trace %s parent %s, want the producer's trace %s and span %s",
-				i, s.SpanContext().TraceID(), s.Parent().SpanID(), producer.TraceID(), producer.SpanID())
-		}
+		checkChildOf(t, fmt.Sprint("span ", i), s, producer)
 		if s.SpanKind() != trace.SpanKindConsumer {
 			t.Errorf("span %d: kind %v, want consumer", i, s.SpanKind())
 		}
@@ -101,19 +89,32 @@ func TestW3CTraceContextByDefault(t *testing.T) {
 	producer := testkit.PublishTraced(t, testkit.Client(t, b.Addr()), tp, "orders", &eventkit.Event{ID: "o-1", Type: "order.created"})
 	c := agent(t, b, "ledger", "orders", eventkit.HandlerFunc(noop), consumer.TracerProvider(tp),
 		consumer.ReplayTopic(false), consumer.ControlPlane(false))
+	checkChildOf(t, "span", runUntilSpans(t, c, rec, 1)[0], producer)
+}
+
+// runUntilSpans runs c until n handler spans on orders have ended, stops
+// it, and returns the spans.
+func runUntilSpans(t *testing.T, c *consumer.Consumer, rec *tracetest.SpanRecorder, n int) []sdktrace.ReadOnlySpan {
+	t.Helper()
 	run := testkit.Go(t, c.Run)
 	testkit.Eventually(t, 30*time.Second, func() error {
-		if n := len(testkit.Spans(rec, "process orders")); n < 1 {
-			return fmt.Errorf("%d handler spans ended, want 1", n)
+		if got := len(testkit.Spans(rec, "process orders")); got < n {
+			return fmt.Errorf("%d handler spans ended, want %d", got, n)
 		}
 		return nil
 	})
 	if err := run.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	s := testkit.Spans(rec, "process orders")[0]
+	return testkit.Spans(rec, "process orders")
+}
+
+// checkChildOf checks that span s continues the producer's trace, as the
+// child of its span.
+func checkChildOf(t *testing.T, what string, s sdktrace.ReadOnlySpan, producer trace.SpanContext) {
+	t.Helper()
 	if s.SpanContext().TraceID() != producer.TraceID() || s.Parent().SpanID() != producer.SpanID() {
-		t.Errorf("span: trace %s parent %s, want the producer's trace %s and span %s",
-			s.SpanContext().TraceID(), s.Parent().SpanID(), producer.TraceID(), producer.SpanID())
+		t.Errorf("%s: trace %s parent %s, want the producer's trace %s and span %s",
+			what, s.SpanContext().TraceID(), s.Parent().SpanID(), producer.TraceID(), producer.SpanID())
 	}
 }
