@@ -10,6 +10,7 @@ import (
 	"github.com/eventkit/eventkit/internal/archivesql"
 	"github.com/eventkit/eventkit/lookback"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -32,7 +33,8 @@ func NewArchive(db *DB) *Archive {
 
 // archiveReader reads the archive's tables on the pool.
 func (db *DB) archiveReader() archivesql.Reader {
-	return archivesql.Reader{Conn: pgConn{db.pool}, Dialect: archivesql.Postgres, NoRows: pgx.ErrNoRows}
+	return archivesql.Reader{Conn: pgConn{db.pool}, Dialect: archivesql.Postgres, NoRows: pgx.ErrNoRows,
+		Borrow: func(b *[]byte) any { return (*pgtype.DriverBytes)(b) }}
 }
 
 // pgConn adapts pgx to the shared reader.

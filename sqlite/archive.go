@@ -31,7 +31,8 @@ func NewArchive(db *DB) *Archive {
 
 // archiveReader reads the archive's tables on the reader pool.
 func (db *DB) archiveReader() archivesql.Reader {
-	return archivesql.Reader{Conn: sqlConn{db.read}, Dialect: archivesql.SQLite, NoRows: sql.ErrNoRows}
+	return archivesql.Reader{Conn: sqlConn{db.read}, Dialect: archivesql.SQLite, NoRows: sql.ErrNoRows,
+		Borrow: func(b *[]byte) any { return (*sql.RawBytes)(b) }}
 }
 
 // sqlConn adapts database/sql to the shared reader.

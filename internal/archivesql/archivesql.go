@@ -60,27 +60,42 @@ func EncodeHeaders(hs []eventkit.Header) []byte {
 
 var errHeaders = errors.New("archive: corrupt headers column")
 
-// DecodeHeaders unpacks what EncodeHeaders packed.
+// DecodeHeaders unpacks what EncodeHeaders packed. The headers' values
+// share b's array.
 func DecodeHeaders(b []byte) ([]eventkit.Header, error) {
+	hs, _, err := appendHeaders(nil, b)
+	return hs, err
+}
+
+// appendHeaders decodes b's headers at the end of buf, in a new array of
+// at least headerChunk headers when buf has no room left, and returns them
+// and buf after them: a page's records share a few arrays of headers.
+func appendHeaders(buf []eventkit.Header, b []byte) (hs, rest []eventkit.Header, err error) {
 	if len(b) == 0 {
-		return nil, nil
+		return nil, buf, nil
 	}
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
-		return nil, errHeaders
+		return nil, buf, errHeaders
 	}
 	b = b[k:]
-	hs := make([]eventkit.Header, n)
+	if uint64(cap(buf)-len(buf)) < n {
+		buf = make([]eventkit.Header, 0, max(headerChunk, int(n)))
+	}
+	start := len(buf)
+	buf = buf[:start+int(n)]
+	hs = buf[start:len(buf):len(buf)]
+	clear(hs)
 	for i := range hs {
 		l, k := binary.Uvarint(b)
 		if k <= 0 || l > uint64(len(b)-k) {
-			return nil, errHeaders
+			return nil, buf, errHeaders
 		}
 		hs[i].Key = headerName(b[k : k+int(l)])
 		b = b[k+int(l):]
 		l, k = binary.Uvarint(b)
 		if k <= 0 || (l > 0 && l-1 > uint64(len(b)-k)) {
-			return nil, errHeaders
+			return nil, buf, errHeaders
 		}
 		b = b[k:]
 		if l > 0 {
@@ -88,7 +103,7 @@ func DecodeHeaders(b []byte) ([]eventkit.Header, error) {
 			b = b[l-1:]
 		}
 	}
-	return hs, nil
+	return hs, buf, nil
 }
 
 // knownNames are header names most records carry, so that decoding them
@@ -339,77 +354,18 @@ func OrderBy(o lookback.Order) string {
 	return " ORDER BY ts, topic, part, off"
 }
 
-// RecordColumns are the columns ScanRecord reads, in its order.
+// RecordColumns are the columns of a whole record, in the order a
+// rowScanner reads them.
 const RecordColumns = BareColumns + ", ce_id, ce_type, ce_source, ce_subject, ce_time, content_type"
 
-// BareColumns are the columns ScanBare reads, in its order: what Kafka
-// carries, without the CloudEvents columns. The last says which of key
-// and value are not NULL: SQLite's driver reads an empty BLOB as nil, and a
+// BareColumns are the columns of a bare record, in the order a rowScanner
+// reads them: what Kafka carries, without the CloudEvents columns. The
+// last says which of key and value are not NULL: SQLite's driver reads an empty BLOB as nil, and a
 // record whose value is empty is not a tombstone (nor one with an empty
 // key a record without one), so a replay must not turn it into one.
 const BareColumns = "topic, part, off, ts, key, value, headers, " + presentColumn
 
 const presentColumn = "CASE WHEN key IS NULL THEN 0 ELSE 1 END + CASE WHEN value IS NULL THEN 0 ELSE 2 END"
-
-// Scanner is a row of either driver.
-type Scanner interface{ Scan(dest ...any) error }
-
-// ScanRecord reads RecordColumns.
-func ScanRecord(s Scanner) (lookback.Record, error) {
-	var (
-		r                     lookback.Record
-		ts                    int64
-		headers               []byte
-		id, typ, src, sub, ct []byte // bytea in PostgreSQL
-		ceTime                sql.NullInt64
-		bits                  int64
-	)
-	if err := s.Scan(&r.Topic, &r.Partition, &r.Offset, &ts, &r.Key, &r.Value, &headers, &bits,
-		&id, &typ, &src, &sub, &ceTime, &ct); err != nil {
-		return r, err
-	}
-	if err := finish(&r, ts, headers, bits); err != nil {
-		return r, err
-	}
-	r.ID, r.Type, r.Source, r.Subject, r.ContentType = string(id), string(typ), string(src), string(sub), string(ct)
-	if ceTime.Valid {
-		r.Time = time.Unix(0, ceTime.Int64)
-	}
-	return r, nil
-}
-
-// ScanBare reads BareColumns, leaving the record's CloudEvents fields
-// empty.
-func ScanBare(s Scanner) (lookback.Record, error) {
-	var (
-		r       lookback.Record
-		ts      int64
-		headers []byte
-		bits    int64
-	)
-	if err := s.Scan(&r.Topic, &r.Partition, &r.Offset, &ts, &r.Key, &r.Value, &headers, &bits); err != nil {
-		return r, err
-	}
-	return r, finish(&r, ts, headers, bits)
-}
-
-// finish sets what r's timestamp, headers and presentColumn hold: a key or
-// value the database holds is empty rather than nil.
-func finish(r *lookback.Record, ts int64, headers []byte, present int64) error {
-	if present&1 != 0 && r.Key == nil {
-		r.Key = []byte{}
-	}
-	if present&2 != 0 && r.Value == nil {
-		r.Value = []byte{}
-	}
-	hs, err := DecodeHeaders(headers)
-	if err != nil {
-		return fmt.Errorf("%s: %w", eventkit.FormatCoordinates(r.Topic, r.Partition, r.Offset), err)
-	}
-	r.Headers = hs
-	r.Timestamp = time.Unix(0, ts)
-	return nil
-}
 
 // Query returns the statement and arguments of one page of q, which must
 // be valid: it asks for one record more than the page holds, which
@@ -453,6 +409,28 @@ func Count(d Dialect, f lookback.Filter) (string, []any) {
 	b := NewBuilder(d)
 	b.Filter(f)
 	return "SELECT count(*) FROM lookback_events" + b.Where(), b.Args
+}
+
+// Extent returns, when f selects whole topics (or the whole archive)
+// within a time range, the statement of the earliest and latest timestamps
+// of what it selects without the range, and of their number from the
+// per-partition counts: one statement, so one snapshot. When the range
+// holds both ends, that number is f's count, and the count reads three
+// index entries a topic instead of every record.
+func Extent(d Dialect, f lookback.Filter) (stmt string, args []any, ok bool) {
+	if f.Partition != nil || f.Key != nil || f.Type != "" || f.ID != "" || len(f.IDs) > 0 ||
+		f.Subject != "" || f.Source != "" || len(f.Headers) > 0 {
+		return "", nil, false
+	}
+	b := NewBuilder(d)
+	where := func() string {
+		if f.Topic == "" {
+			return ""
+		}
+		return " WHERE " + d.Eq(b, "topic", f.Topic)
+	}
+	return "SELECT (SELECT min(ts) FROM lookback_events" + where() + "), (SELECT max(ts) FROM lookback_events" + where() +
+		"), (SELECT CAST(coalesce(sum(count), 0) AS BIGINT) FROM lookback_partitions" + where() + ")", b.Args, true
 }
 
 // PartitionKey names one partition.

@@ -2,6 +2,7 @@ package archivesql
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -28,6 +29,9 @@ type Reader struct {
 	Dialect Dialect
 	// NoRows is the driver's error for a QueryRow that found nothing.
 	NoRows error
+	// Borrow returns the driver's scan destination for bytes it owns,
+	// valid until the next row, that sets *b; nil scans copies.
+	Borrow func(b *[]byte) any
 }
 
 // Query implements [lookback.Archive.Query].
@@ -44,13 +48,10 @@ func (r Reader) Query(ctx context.Context, q lookback.Query) (lookback.Page, err
 		return lookback.Page{}, fmt.Errorf("archive: query: %w", err)
 	}
 	defer rows.Close()
-	scan := ScanRecord
-	if q.Bare {
-		scan = ScanBare
-	}
+	s := newRowScanner(!q.Bare, r.Borrow)
 	recs := make([]lookback.Record, 0, q.PageSize()+1)
 	for rows.Next() {
-		rec, err := scan(rows)
+		rec, err := s.scan(rows)
 		if err != nil {
 			return lookback.Page{}, fmt.Errorf("archive: query: %w", err)
 		}
@@ -67,6 +68,19 @@ func (r Reader) Count(ctx context.Context, f lookback.Filter) (int64, error) {
 	if err := f.Validate(); err != nil {
 		return 0, err
 	}
+	if stmt, args, ok := Extent(r.Dialect, f); ok {
+		var first, last sql.NullInt64
+		var n int64
+		if err := r.Conn.QueryRow(ctx, stmt, args...).Scan(&first, &last, &n); err != nil {
+			return 0, fmt.Errorf("archive: count: %w", err)
+		}
+		if !first.Valid {
+			return 0, nil
+		}
+		if (f.From.IsZero() || first.Int64 >= Nanos(f.From)) && (f.To.IsZero() || last.Int64 <= Nanos(f.To)) {
+			return n, nil
+		}
+	}
 	stmt, args := Count(r.Dialect, f)
 	var n int64
 	if err := r.Conn.QueryRow(ctx, stmt, args...).Scan(&n); err != nil {
@@ -82,7 +96,7 @@ func (r Reader) Get(ctx context.Context, topic string, partition int32, offset i
 		return lookback.Record{}, notFound
 	}
 	b := NewBuilder(r.Dialect)
-	rec, err := ScanRecord(r.Conn.QueryRow(ctx, "SELECT "+RecordColumns+" FROM lookback_events WHERE topic = "+
+	rec, err := newRowScanner(true, nil).scan(r.Conn.QueryRow(ctx, "SELECT "+RecordColumns+" FROM lookback_events WHERE topic = "+
 		b.Arg(topic)+" AND part = "+b.Arg(partition)+" AND off = "+b.Arg(offset), b.Args...))
 	if errors.Is(err, r.NoRows) {
 		return rec, notFound

@@ -360,6 +360,12 @@ func testFilters(t *testing.T, a lookback.Archive) {
 	}{
 		{"all", lookback.Filter{}},
 		{"topic", lookback.Filter{Topic: "payments"}},
+		// Counted from the per-partition counts when the range holds the
+		// whole topic, bounds included, and record by record otherwise.
+		{"topic, a range that holds all of it", lookback.Filter{Topic: "payments", From: t0, To: t0.Add(29 * ms)}},
+		{"topic, a range short of its last", lookback.Filter{Topic: "payments", From: t0, To: t0.Add(28 * ms)}},
+		{"topic, a range after its first", lookback.Filter{Topic: "payments", From: t0.Add(ms), To: t0.Add(29 * ms)}},
+		{"nothing: a topic never archived", lookback.Filter{Topic: "nowhere"}},
 		{"partition", lookback.Filter{Partition: ptr(int32(1))}},
 		{"topic and partition", lookback.Filter{Topic: "orders", Partition: ptr(int32(0))}},
 		{"key", lookback.Filter{Key: []byte("acct-2")}},
@@ -582,6 +588,26 @@ func testBare(t *testing.T, a lookback.Archive) {
 	}
 	if !withID {
 		t.Error("no record with CloudEvents fields to leave out")
+	}
+	// A page of large records spans several of the arrays its records'
+	// bytes share, and one record is larger than any of them.
+	var wide []lookback.Record
+	for i := range 6 {
+		v := bytes.Repeat([]byte{'a' + byte(i)}, 30_000+i*20_000)
+		wide = append(wide, lookback.NewRecord("wide", 0, int64(i), t0.Add(time.Duration(i)), []byte{byte(i)}, v,
+			[]eventkit.Header{{Key: "n", Value: []byte{'0' + byte(i)}}}))
+	}
+	mustAppend(t, a, wide, nil)
+	for _, bare := range []bool{true, false} {
+		got := queryAll(t, a, lookback.Query{Filter: lookback.Filter{Topic: "wide"}, Order: lookback.Asc, Limit: lookback.MaxLimit, Bare: bare})
+		if len(got) != len(wide) {
+			t.Fatalf("bare %t: %d wide records, want %d", bare, len(got), len(wide))
+		}
+		for i, g := range got {
+			if w := wide[i]; !bytes.Equal(g.Key, w.Key) || !bytes.Equal(g.Value, w.Value) || !reflect.DeepEqual(g.Headers, w.Headers) {
+				t.Errorf("bare %t: wide record %d read back changed", bare, i)
+			}
+		}
 	}
 	edgeQ := lookback.Query{Filter: lookback.Filter{Topic: "edge"}, Order: lookback.Asc, Bare: true}
 	got := queryAll(t, a, edgeQ)
