@@ -12,6 +12,10 @@ import (
 // reader reads ahead, and holds, before the job sends it.
 const slicePages = 8
 
+// slicesHeld is how many slices a job holds, read or being read, for each
+// of its readers.
+const slicesHeld = 2
+
 // pageReader hands out a job's pages in the order of its query, read
 // ahead of the records being sent, so that reading the archive and
 // producing overlap.
@@ -47,11 +51,18 @@ func (r *Runner) readAhead(ctx context.Context, f lookback.Filter, cursor string
 			send(ctx, out, pageResult{err: err})
 			return
 		}
-		// A slice holds a token from the start of its read to the end of
-		// its handing out, so that at most cfg.readers are read at once.
-		tokens := make(chan struct{}, r.cfg.readers)
+		// A slice holds a reading token while it is read, so that at most
+		// cfg.readers are read at once, and a holding token from the start
+		// of its read to the end of its handing out, which bounds the
+		// slices held in memory. Holding more slices than are read keeps
+		// every reader busy: with as many, the reader of the next slice
+		// finishes early and then waits for the slice being sent, which
+		// is read alone. Both are taken in the slices' order, so the slice
+		// being sent has always started.
+		reading := make(chan struct{}, r.cfg.readers)
+		holding := make(chan struct{}, slicesHeld*r.cfg.readers)
 		// Each slice's pages, in the slices' order.
-		started := make(chan chan pageResult, r.cfg.readers)
+		started := make(chan chan pageResult, cap(holding))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -61,16 +72,17 @@ func (r *Runner) readAhead(ctx context.Context, f lookback.Filter, cursor string
 				buffer = 1 // the job's one slice: read as it sends
 			}
 			for _, s := range slices {
-				if !send(ctx, tokens, struct{}{}) {
+				if !send(ctx, holding, struct{}{}) || !send(ctx, reading, struct{}{}) {
 					return
 				}
 				pages := make(chan pageResult, buffer)
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					defer func() { <-reading }()
 					r.readSlice(ctx, s, size, pages)
 				}()
-				started <- pages // never blocks: it has room for every token
+				started <- pages // never blocks: it has room for every holding token
 			}
 		}()
 		for i := 0; ; i++ {
@@ -93,7 +105,7 @@ func (r *Runner) readAhead(ctx context.Context, f lookback.Filter, cursor string
 					return
 				}
 			}
-			<-tokens
+			<-holding
 		}
 	}()
 	var once sync.Once
