@@ -5,6 +5,7 @@
 //
 //	go run ./bench/replaybench                       # 1M events of 200 B, 3 rounds
 //	go run ./bench/replaybench -records 200000 -rounds 3
+//	go run ./bench/replaybench -only SQLite          # the base and the SQLite rows
 //
 // The broker runs in a child process (this same binary) so that its garbage
 // and the replay's do not mix; every run writes to a fresh 8-partition
@@ -21,7 +22,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -46,6 +49,7 @@ func main() {
 	flag.IntVar(&readers, "readers", 0, "archive queries a job runs at once (0: the Runner's default)")
 	serve := flag.Bool("serve-broker", false, "internal: run the broker child")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured rounds to this file")
+	flag.StringVar(&only, "only", "", "measure only the scenarios whose name holds this text, and the base")
 	flag.Parse()
 	if *serve {
 		benchkit.Exit("broker", serveBroker())
@@ -58,6 +62,7 @@ func main() {
 
 var (
 	readers int
+	only    string
 )
 
 func serveBroker() error {
@@ -137,6 +142,9 @@ func run(records, size, rounds int, prof *benchkit.Profile) error {
 			scenario{name: "PostgreSQL archive pages read, no Kafka", base: rawName, run: read(postgres.NewArchive(pdb))})
 	}
 
+	if only != "" {
+		scenarios = slices.DeleteFunc(scenarios, func(s scenario) bool { return s.name != rawName && !strings.Contains(s.name, only) })
+	}
 	measure := func(name string, s scenario) (float64, error) {
 		topic := "bench.replay." + name
 		if err := kafka.EnsureTopic(ctx, adm, topic, partitions); err != nil {
