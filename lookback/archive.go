@@ -94,6 +94,11 @@ type Query struct {
 const (
 	DefaultLimit = 100
 	MaxLimit     = 1000
+	// PageBytes bounds a page's keys, values and headers: a page ends
+	// with the record that takes it to PageBytes or past, fewer records
+	// than its limit, with a NextCursor. A thousand records of a
+	// megabyte would otherwise be a gigabyte to read, hold and send.
+	PageBytes = 4 << 20
 )
 
 // Page is one page of a query's answer.

@@ -122,13 +122,29 @@ func (q Query) PageSize() int {
 // NewPage makes the page a store answers when it fetched up to
 // q.PageSize()+1 records in q's order: the extra record only tells that
 // another page follows.
+//
+// A store stops reading at PageBytes and answers [CutPage] instead.
 func NewPage(q Query, recs []Record) Page {
 	n := q.PageSize()
 	if len(recs) <= n {
 		return Page{Records: recs}
 	}
-	recs = recs[:n]
-	return Page{Records: recs, NextCursor: EncodeCursor(q.Order, PositionOf(&recs[n-1]))}
+	return CutPage(q, recs[:n])
+}
+
+// CutPage makes the page a store answers when it stopped reading after
+// recs, which reached PageBytes, with more records to follow.
+func CutPage(q Query, recs []Record) Page {
+	return Page{Records: recs, NextCursor: EncodeCursor(q.Order, PositionOf(&recs[len(recs)-1]))}
+}
+
+// Size is what r weighs in a page: its key, value and headers.
+func (r *Record) Size() int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // Validate reports a limit out of range, wrapping [ErrBadQuery].

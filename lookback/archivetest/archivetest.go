@@ -47,6 +47,7 @@ func Run(t *testing.T, newArchive func(t *testing.T) lookback.Archive) {
 		{"Links", testLinks},
 		{"Topics", testTopics},
 		{"BareRecords", testBare},
+		{"PagesOfLargeRecords", testLargePages},
 		{"DeleteBeforeRemovesOnlyOld", testDeleteBefore},
 		{"TimesPastNanoseconds", testFarTimes},
 		{"HostileFilterValues", testHostile},
@@ -614,6 +615,48 @@ func testBare(t *testing.T, a lookback.Archive) {
 	if len(got) != 4 || got[0].Value != nil || got[1].Value == nil || len(got[1].Value) != 0 || got[2].Key != nil || got[2].Headers != nil ||
 		got[3].Key == nil || len(got[3].Key) != 0 {
 		t.Errorf("edge records read back as %+v: a nil key or value must stay nil (a tombstone), an empty one empty", got)
+	}
+}
+
+// testLargePages: a page of large records ends at lookback.PageBytes,
+// before its limit, and says that more follow; the last page does not.
+func testLargePages(t *testing.T, a lookback.Archive) {
+	value := bytes.Repeat([]byte("v"), lookback.PageBytes/3+1) // three reach PageBytes
+	// Nine fill three pages, the last of which ends the query; ten leave
+	// one for a fourth.
+	for _, n := range []int{9, 10} {
+		topic := "large-" + strconv.Itoa(n)
+		var recs []lookback.Record
+		for i := range n {
+			recs = append(recs, lookback.NewRecord(topic, 0, int64(i), t0.Add(time.Duration(i)), nil, value, nil))
+		}
+		mustAppend(t, a, recs, nil)
+		for _, o := range []lookback.Order{lookback.Asc, lookback.Desc} {
+			q := lookback.Query{Filter: lookback.Filter{Topic: topic}, Order: o, Limit: lookback.MaxLimit, Bare: true}
+			var got []int64
+			for {
+				p, err := a.Query(ctxOf(t), q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(p.Records) == 0 || len(p.Records) > 3 {
+					t.Fatalf("%s order %d: a page of %d records of %d B", topic, o, len(p.Records), len(value))
+				}
+				for _, r := range p.Records {
+					got = append(got, r.Offset)
+				}
+				if p.NextCursor == "" {
+					break
+				}
+				q.Cursor = p.NextCursor
+			}
+			if o == lookback.Desc {
+				slices.Reverse(got)
+			}
+			if len(got) != n || !slices.IsSorted(got) || got[0] != 0 || got[n-1] != int64(n-1) {
+				t.Errorf("%s order %d: offsets %v, want the %d records once each, in order", topic, o, got, n)
+			}
+		}
 	}
 }
 
