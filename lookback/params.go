@@ -346,6 +346,13 @@ func parseTime(name, s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, badQuery("%s %q: want an RFC 3339 time such as 2006-01-02T15:04:05Z", name, s)
 	}
+	if t.IsZero() {
+		// To a Filter the zero time is no bound at all, so a "to" of
+		// 0001-01-01T00:00:00Z would select everything. A nanosecond later
+		// selects what that instant does: times that early are stored at
+		// the start of what Unix nanoseconds hold.
+		t = t.Add(time.Nanosecond)
+	}
 	return t, nil
 }
 

@@ -81,6 +81,9 @@ func TestEndToEnd(t *testing.T) {
 		{"from=" + url.QueryEscape(at(10)) + "&to=" + url.QueryEscape(at(19)), 3 * 10},
 		{"from=" + url.QueryEscape(at(25)), 3 * 5},
 		{"topic=nothing", 0},
+		// The zero instant is a bound like any other, not the absence of one.
+		{"to=0001-01-01T00:00:00Z", 0},
+		{"from=0001-01-01T00:00:00Z", 3 * n},
 	} {
 		t.Run(c.query, func(t *testing.T) {
 			for _, order := range []string{"asc", "desc"} {

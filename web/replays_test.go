@@ -127,6 +127,21 @@ func (rf *replayFixture) replayed(t *testing.T, topic, job, mode string, n int) 
 	}
 }
 
+// TestReplayToTheZeroInstant: a "to" of the zero instant bounds the filter;
+// it does not lift the bound, which would replay everything.
+func TestReplayToTheZeroInstant(t *testing.T) {
+	rf := newReplayFixture(t, "orders", "copies")
+	rf.archivePast("orders", 3)
+	var dry struct {
+		Matched int64 `json:"matched"`
+	}
+	rf.post("POST", "/api/v1/replays", operatorToken,
+		`{"filter": {"topic": "orders", "to": "0001-01-01T00:00:00Z"}, "target": {"group": "billing"}, "dry_run": true}`, 200, &dry)
+	if dry.Matched != 0 {
+		t.Fatalf("dry run to the zero instant: matched %d, want 0", dry.Matched)
+	}
+}
+
 // TestReplayAPI replays from the archive through HTTP: a dry run, a replay
 // to a group's replay topic and one to a topic, the job list, cancel, and
 // the statuses for what does not fit.
