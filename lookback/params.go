@@ -2,14 +2,17 @@ package lookback
 
 import (
 	"bytes"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/eventkit/eventkit/internal/strictjson"
 )
 
 // The wire forms of a query: the parameters of GET /api/v1/events and the
@@ -154,8 +157,8 @@ func (q Query) Values() url.Values {
 // FilterJSON is the JSON form of a [Filter], as POST /api/v1/replays takes
 // it: {"topic", "partition", "key", "type", "id", "subject", "source",
 // "from", "to", "headers": {name: value}, "ids": [...]}. Decode it with
-// [DecodeFilter], or as part of a larger body decoded with
-// DisallowUnknownFields, then call [FilterJSON.Filter].
+// [DecodeFilter], or as part of a larger body decoded as strictly, then
+// call [FilterJSON.Filter].
 type FilterJSON struct {
 	Topic     string            `json:"topic,omitempty"`
 	Partition *int32            `json:"partition,omitempty"`
@@ -170,17 +173,15 @@ type FilterJSON struct {
 	Headers   map[string]string `json:"headers,omitempty"`
 }
 
-// DecodeFilter reads one JSON filter from data, refusing unknown fields and
-// trailing data.
+// DecodeFilter reads one JSON filter from data, refusing unknown fields,
+// names in another case or given twice, and trailing data.
 func DecodeFilter(data []byte) (Filter, error) {
 	var fj FilterJSON
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&fj); err != nil {
+	if err := strictjson.Decode(bytes.NewReader(data), &fj); err != nil {
+		if err == io.EOF {
+			err = errors.New("want a JSON object")
+		}
 		return Filter{}, badQuery("filter: %v", err)
-	}
-	if dec.More() {
-		return Filter{}, badQuery("filter: trailing data after the object")
 	}
 	return fj.Filter()
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/internal/strictjson"
 	"github.com/eventkit/eventkit/kafka"
 	"github.com/eventkit/eventkit/lookback"
 	"github.com/eventkit/eventkit/replay"
@@ -127,25 +128,16 @@ func (e kindErr) Unwrap() []error { return []error{e.kind, e.err} }
 func kindOf(err, kind error) error { return kindErr{err, kind} }
 
 // decodeBody reads one JSON object from body into v, refusing unknown
-// fields and trailing data: a typo in a replay's filter must not widen it
-// to every event.
+// fields, names in another case or given twice, and trailing data: a typo in
+// a replay's filter must not widen it to every event, nor a second
+// "dry_run" run what the first only asked to plan.
 func decodeBody(body io.Reader, v any) error {
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, rerr := dec.Token(); rerr != io.EOF {
-			err = errors.New("trailing data after the object")
-			if errors.As(rerr, new(*http.MaxBytesError)) {
-				err = rerr // too large is what the client must hear
-			}
-		}
-	}
+	err := strictjson.Decode(body, v)
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, new(*http.MaxBytesError)):
-		return err
+		return err // too large is what the client must hear
 	case errors.Is(err, io.EOF):
 		return badRequest("body: want a JSON object")
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventkit/eventkit/examples/payments/events"
 	"github.com/eventkit/eventkit/examples/payments/internal/web"
+	"github.com/eventkit/eventkit/internal/strictjson"
 	"github.com/google/uuid"
 )
 
@@ -127,9 +128,7 @@ func mergePatch(a *Account, patch map[string]any) (*Account, error) {
 		return nil, err
 	}
 	out := new(Account)
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(out); err != nil {
+	if err := strictjson.Decode(bytes.NewReader(b), out); err != nil {
 		return nil, web.Errorf(http.StatusBadRequest, "patch does not fit an account: %v", err)
 	}
 	return out, nil

@@ -14,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/eventkit/eventkit/internal/strictjson"
 )
 
 // MaxBody bounds a request body: every request of the payments API is a
@@ -52,23 +54,12 @@ func Fail(w http.ResponseWriter, log *slog.Logger, err error) {
 	JSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
 }
 
-// Decode reads a JSON body into v, refusing unknown fields, trailing data
-// and bodies over [MaxBody], each with a 4xx [*Error]. Numbers in an `any`
-// stay json.Number: a float64 would round an int64 past 2^53.
+// Decode reads a JSON body into v, refusing unknown fields, names in
+// another case or given twice, trailing data and bodies over [MaxBody],
+// each with a 4xx [*Error]. Numbers in an `any` stay json.Number: a float64
+// would round an int64 past 2^53.
 func Decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	err := dec.Decode(v)
-	if err == nil {
-		// More would say there is no more at a stray '}' or ']'.
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = terr
-			if err == nil {
-				err = errors.New("more after the value")
-			}
-		}
-	}
+	err := strictjson.Decode(http.MaxBytesReader(w, r.Body, MaxBody), v)
 	var tooBig *http.MaxBytesError
 	switch {
 	case err == nil:
