@@ -63,7 +63,8 @@ func header(ctx context.Context, ev *eventkit.Event) http.Header {
 	if r := ev.Replay; r != nil && r.OriginTopic != "" {
 		topic, coords = r.OriginTopic, r.Origin
 	}
-	id, source, typ, spec := ev.ID, ev.Source, ev.Type, ev.SpecVersion
+	id, source, typ, spec := own(ev, ev.ID, eventkit.HeaderID), own(ev, ev.Source, eventkit.HeaderSource),
+		own(ev, ev.Type, eventkit.HeaderType), own(ev, ev.SpecVersion, eventkit.HeaderSpecVersion)
 	if id == "" {
 		id = coords
 	}
@@ -82,9 +83,11 @@ func header(ctx context.Context, ev *eventkit.Event) http.Header {
 	h.Set("ce-specversion", percentEncode(spec))
 	if !ev.Time.IsZero() {
 		h.Set("ce-time", ev.Time.Format(time.RFC3339Nano))
+	} else if t := own(ev, "", eventkit.HeaderTime); t != "" {
+		h.Set("ce-time", percentEncode(t))
 	}
-	if ev.Subject != "" {
-		h.Set("ce-subject", percentEncode(ev.Subject))
+	if subject := own(ev, ev.Subject, eventkit.HeaderSubject); subject != "" {
+		h.Set("ce-subject", percentEncode(subject))
 	}
 	if ev.ContentType != "" && printable(ev.ContentType) {
 		h.Set("Content-Type", ev.ContentType)
@@ -116,6 +119,24 @@ func header(ctx context.Context, ev *eventkit.Event) http.Header {
 		forward(h, x)
 	}
 	return h
+}
+
+// own returns v, an attribute of ev, or when it is empty the value of the
+// record's binding header name that decoding refused (not UTF-8, a time
+// that is not RFC 3339; ev.Headers keeps it): the application gets the
+// record's own bytes, percent-encoded, and can flag them, where a stand-in
+// such as the coordinates for an id would hide them. Only an attribute the
+// record does not carry at all takes a stand-in.
+func own(ev *eventkit.Event, v, name string) string {
+	if v != "" {
+		return v
+	}
+	for _, h := range ev.Headers {
+		if h.Key == name {
+			return string(h.Value)
+		}
+	}
+	return ""
 }
 
 // forward adds one record header to the request, if it has a place there.

@@ -126,6 +126,19 @@ func TestHeaderMapping(t *testing.T) {
 			"eventkit-key": "ayA=", "eventkit-key-encoding": "base64",
 		},
 		body: []byte("y"),
+	}, {
+		// Attributes the event's decoding refused reach the application as
+		// the record holds them, not replaced by stand-ins nor dropped.
+		name: "malformed attributes",
+		rec: withHeaders(&kgo.Record{Topic: "orders", Value: []byte("z")},
+			"ce_id", "id-\xff", "ce_source", "/s\xff", "ce_type", "t", "ce_specversion", "1.0",
+			"ce_subject", "sub\xff", "ce_time", "yesterday"),
+		want: map[string]string{
+			"ce-id": "id-\xff", "ce-source": "/s\xff", "ce-type": "t", "ce-specversion": "1.0",
+			"ce-subject": "sub\xff", "ce-time": "yesterday",
+			"eventkit-topic": "orders", "eventkit-partition": "0", "eventkit-offset": "5", "eventkit-attempt": "1",
+		},
+		body: []byte("z"),
 	}}
 	for _, r := range records {
 		testkit.Produce(t, cl, r.rec)

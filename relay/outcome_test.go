@@ -60,6 +60,9 @@ func TestOutcome(t *testing.T) {
 			message: `200 OK, Eventkit-Flag: Kill`},
 		{name: "none is an unknown value", answer: answer(200, "none", ""), want: eventkit.FlagRetry,
 			message: `200 OK, Eventkit-Flag: none`},
+		{name: "so is an empty one", answer: func(w http.ResponseWriter, r *http.Request) {
+			w.Header()[relay.HeaderFlag] = []string{""}
+		}, want: eventkit.FlagRetry, message: `200 OK, Eventkit-Flag: ""`},
 		{name: "500", answer: answer(500, "", "db down\n"), want: eventkit.FlagRetry,
 			message: `500 Internal Server Error: "db down"`},
 		{name: "503", answer: answer(503, "", ""), want: eventkit.FlagRetry,

@@ -116,12 +116,16 @@ func (h *Handler) Handle(ctx context.Context, ev *eventkit.Event) error {
 		_ = resp.Body.Close()
 	}()
 
-	flag := strings.TrimSpace(resp.Header.Get(HeaderFlag))
-	if flag == "" && resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+	values, flagged := resp.Header[http.CanonicalHeaderKey(HeaderFlag)]
+	if !flagged && resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		return nil
 	}
-	// The contract knows warn, retry and kill; anything else, "none"
-	// included, is an unknown value and counts as retry.
+	var flag string
+	if flagged {
+		flag = strings.TrimSpace(values[0])
+	}
+	// The contract knows warn, retry and kill; anything else, "none" and an
+	// empty value included, is an unknown value and counts as retry.
 	f, _ := eventkit.ParseFlag(flag)
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, snippetMax+1))
 	body := string(snippet)
@@ -130,10 +134,7 @@ func (h *Handler) Handle(ctx context.Context, ev *eventkit.Event) error {
 	}
 	rerr := &ResponseError{
 		URL: h.redacted, StatusCode: resp.StatusCode, Status: resp.Status,
-		Flag: flag, Body: body,
-	}
-	if flag == "" {
-		return eventkit.Retry(rerr)
+		Flag: flag, Flagged: flagged, Body: body,
 	}
 	switch f {
 	case eventkit.FlagWarn:
@@ -167,7 +168,8 @@ type ResponseError struct {
 	URL        string // the endpoint, without any password
 	StatusCode int
 	Status     string // as sent, e.g. "503 Service Unavailable"
-	Flag       string // Eventkit-Flag as sent; empty when there was none
+	Flag       string // Eventkit-Flag as sent
+	Flagged    bool   // whether the response had Eventkit-Flag, even empty
 	// Body is the start of the response body, for the logs and the halt
 	// line: its first 200 bytes, with "…" appended when there was more.
 	Body string
@@ -183,10 +185,13 @@ func (e *ResponseError) Error() string {
 	b.WriteString(e.URL)
 	b.WriteString(": ")
 	b.WriteString(e.Status)
-	if e.Flag != "" {
+	if e.Flagged {
 		b.WriteString(", ")
 		b.WriteString(HeaderFlag)
 		b.WriteString(": ")
+		if e.Flag == "" {
+			b.WriteString(`""`)
+		}
 		b.WriteString(e.Flag)
 	}
 	if body := strings.TrimSpace(e.Body); body != "" {

@@ -91,7 +91,10 @@ func (c *relayConfig) Validate() error {
 	if c.Group == "" {
 		bad = append(bad, "no consumer group: set --group or EVENTKIT_GROUP")
 	}
-	if len(c.Topics) == 0 {
+	// Empty names ("orders," or a repeated comma) are dropped, as in
+	// --brokers, rather than handed to the client, which refuses them only
+	// once it runs.
+	if c.Topics = splitList(strings.Join(c.Topics, ",")); len(c.Topics) == 0 {
 		bad = append(bad, "no topics: set --topic or EVENTKIT_TOPICS")
 	}
 	if c.To == "" {

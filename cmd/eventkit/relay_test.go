@@ -378,6 +378,8 @@ func TestRelayUsage(t *testing.T) {
 		{"bad choices", nil, []string{"--group", "g", "--topic", "t", "--to", "http://x", "--ordering", "random", "--halt", "never"},
 			`eventkit relay: --ordering "random": want partition, key or none; --halt "never": want stop or pause`},
 		{"no brokers", nil, []string{"--group", "g", "--topic", "t", "--to", "http://x"}, "eventkit relay: no brokers: set --brokers or EVENTKIT_BROKERS"},
+		{"no topic names", []string{"EVENTKIT_TOPICS=, ,"}, []string{"--brokers", "127.0.0.1:1", "--group", "g", "--to", "http://x"},
+			"eventkit relay: no topics: set --topic or EVENTKIT_TOPICS"},
 		{"bad url", nil, []string{"--brokers", "127.0.0.1:1", "--group", "g", "--topic", "t", "--to", "localhost:8080"},
 			`eventkit relay: --to: relay: url "localhost:8080": want http://host/… or https://host/…`},
 	}
