@@ -82,6 +82,7 @@ type Consumer struct {
 
 	ready    chan *lane
 	inFlight atomic.Int64 // records in partition windows
+	held     atomic.Int64 // of those, in the windows of held partitions (see partition.hold)
 	waiting  atomic.Bool  // the poll loop waits for room
 	room     chan struct{}
 
@@ -91,6 +92,7 @@ type Consumer struct {
 	cancelPoll context.CancelFunc
 
 	commitMu sync.Mutex // one commit at a time: periodic, revoke, shutdown
+	pauseMu  sync.Mutex // one fetch pause or resume at a time; see syncFetch
 	workers  sync.WaitGroup
 	quit     chan struct{}
 }
@@ -305,13 +307,16 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 	// Poll again once an eighth of the room is free, not for every record
 	// that finishes: tiny polls cost more than they fetch.
 	resume := limit - max(limit/8, 1)
-	var ready []*lane
+	var (
+		ready []*lane
+		held  []*partition // whose fetching to pause
+	)
 	for {
 		if !c.waitRoom(ctx, resume) {
 			return
 		}
 		// 0 would mean "no limit" to franz-go.
-		fs := cl.PollRecords(ctx, int(max(limit-c.inFlight.Load(), 1)))
+		fs := cl.PollRecords(ctx, int(max(limit-c.counted(), 1)))
 		if fs.IsClientClosed() || ctx.Err() != nil {
 			cl.AllowRebalance()
 			return
@@ -332,9 +337,16 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 				return // not ours any more; the new owner reads it from the commit
 			}
 			c.inFlight.Add(int64(len(f.Records)))
-			ready = p.dispatch(f.Records, f.HighWatermark, ready)
+			var sync bool
+			if ready, sync = p.dispatch(f.Records, f.HighWatermark, ready); sync {
+				held = append(held, p)
+			}
 		})
 		c.mu.RUnlock()
+		for _, p := range held {
+			c.syncFetch(p.topic, p.id)
+		}
+		held = held[:0]
 		for _, l := range ready {
 			c.schedule(l)
 		}
@@ -342,11 +354,15 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 	}
 }
 
-// waitRoom blocks until fewer than limit records are in flight.
+// counted returns the records in flight that count against MaxInFlight:
+// all but those of held partitions.
+func (c *Consumer) counted() int64 { return c.inFlight.Load() - c.held.Load() }
+
+// waitRoom blocks until fewer than limit records are counted in flight.
 func (c *Consumer) waitRoom(ctx context.Context, limit int64) bool {
-	for c.inFlight.Load() > limit {
+	for c.counted() > limit {
 		c.waiting.Store(true)
-		if c.inFlight.Load() <= limit { // a worker may have freed room before it saw waiting
+		if c.counted() <= limit { // a worker may have freed room before it saw waiting
 			c.waiting.Store(false)
 			break
 		}
@@ -367,6 +383,11 @@ func (c *Consumer) freed(n int) {
 		return
 	}
 	c.inFlight.Add(-int64(n))
+	c.wake()
+}
+
+// wake wakes the poll loop if it waits for room.
+func (c *Consumer) wake() {
 	if c.waiting.Load() {
 		select {
 		case c.room <- struct{}{}:
@@ -467,7 +488,7 @@ func (c *Consumer) releaseAll(ctx context.Context, cl *kgo.Client, ps []*partiti
 	var paused map[string][]int32
 	for _, p := range ps {
 		p.mu.Lock()
-		if len(p.halts) > 0 {
+		if len(p.halts) > 0 || p.held {
 			if paused == nil {
 				paused = make(map[string][]int32)
 			}
@@ -482,7 +503,39 @@ func (c *Consumer) releaseAll(ctx context.Context, cl *kgo.Client, ps []*partiti
 	if paused != nil {
 		// A pause outlives the assignment in franz-go; clear it so that the
 		// partition is fetched again if it comes back.
+		c.pauseMu.Lock()
 		cl.ResumeFetchPartitions(paused)
+		c.pauseMu.Unlock()
+	}
+}
+
+// syncFetch pauses or resumes fetching topic/partition to match whether the
+// partition assigned now is held or, under PausePartition, holds a halt. The
+// state is
+// read and applied under one lock, so a decision made earlier cannot be
+// applied after a later one: a halt recorded and resumed at once would
+// otherwise leave its partition paused for good, the resume's call landing
+// before the halt's.
+func (c *Consumer) syncFetch(topic string, id int32) {
+	cl := c.cl.Load()
+	if cl == nil {
+		return
+	}
+	c.pauseMu.Lock()
+	defer c.pauseMu.Unlock()
+	c.mu.RLock()
+	p := c.parts[tp{topic, id}]
+	c.mu.RUnlock()
+	pause := false
+	if p != nil && !p.gone.Load() {
+		p.mu.Lock()
+		pause = p.held || c.cfg.haltAction == PausePartition && len(p.halts) > 0
+		p.mu.Unlock()
+	}
+	if m := map[string][]int32{topic: {id}}; pause {
+		cl.PauseFetchPartitions(m)
+	} else {
+		cl.ResumeFetchPartitions(m)
 	}
 }
 

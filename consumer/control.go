@@ -160,13 +160,11 @@ func (c *Consumer) operate(topic string, partition int32, offset int64, fn func(
 	h := p.halts[i]
 	p.halts = slices.Delete(p.halts, i, i+1)
 	next := fn(p, h)
-	resume := len(p.halts) == 0
+	sync := p.hold() || len(p.halts) == 0
 	p.mu.Unlock()
 
-	if resume && c.cfg.haltAction == PausePartition {
-		if cl := c.cl.Load(); cl != nil {
-			cl.ResumeFetchPartitions(map[string][]int32{topic: {partition}})
-		}
+	if sync {
+		c.syncFetch(topic, partition)
 	}
 	if next != nil {
 		c.schedule(next)

@@ -243,7 +243,11 @@ func Concurrency(n int) Opt { return opt{func(c *cfg) { c.concurrency = n }} }
 
 // MaxInFlight caps the records the agent holds between fetch and commit
 // (being handled, queued, or done behind an earlier event that is not).
-// Fetching pauses while it is full, which bounds memory. Default 10000.
+// Fetching pauses while it is full, which bounds memory. A partition
+// stalled behind an event that waits for a retry or an operator, once it
+// holds half of MaxInFlight, stops being fetched and leaves the cap to the
+// other partitions, so that it cannot stall them; stalled partitions hold
+// up to MaxInFlight more between them. Default 10000.
 func MaxInFlight(n int) Opt { return opt{func(c *cfg) { c.maxInFlight = n }} }
 
 // MaxRetries sets how many times a failing event is handed back before the

@@ -21,6 +21,7 @@ type item struct {
 	attempt int   // handler calls so far
 	base    int   // attempt count when the retry budget last started (Resume resets it)
 	lastErr error // the cause of the last failed attempt
+	failed  bool  // an attempt failed; guarded by the partition's mu, for hold
 	// uncounted: the handler said this call's failure was not the event's
 	// fault (see Uncounted), so it does not use up the retry budget.
 	uncounted bool
@@ -87,6 +88,7 @@ type partition struct {
 	drained   chan struct{}
 	halts     []*halt // events that used up their retries under PausePartition
 	dropped   bool    // forgotten after release: never commit it again
+	held      bool    // fetching paused, window left out of the room; see hold
 }
 
 func (c *Consumer) newPartition(topic string, id int32) *partition {
@@ -112,8 +114,9 @@ func (c *Consumer) chunkSize(n int) int {
 }
 
 // dispatch adds a fetched batch to the partition's window and lanes, and
-// appends the lanes that became ready.
-func (p *partition) dispatch(recs []*kgo.Record, hwm int64, ready []*lane) []*lane {
+// appends the lanes that became ready. It reports whether the partition
+// became held: its fetching must then be paused.
+func (p *partition) dispatch(recs []*kgo.Record, hwm int64, ready []*lane) ([]*lane, bool) {
 	items := make([]item, len(recs)) // one allocation per batch, not per record
 	malformed := 0
 	for i, r := range recs {
@@ -133,6 +136,9 @@ func (p *partition) dispatch(recs []*kgo.Record, hwm int64, ready []*lane) []*la
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.hwm = hwm
+	if p.held { // fetched before the pause took
+		p.c.held.Add(int64(len(items)))
+	}
 	for i := range items {
 		it := &items[i]
 		p.window = append(p.window, it)
@@ -144,7 +150,48 @@ func (p *partition) dispatch(recs []*kgo.Record, hwm int64, ready []*lane) []*la
 		}
 	}
 	p.chunk = nil
-	return ready
+	return ready, p.hold()
+}
+
+// holdMin is how many records a stalled partition buffers before it is
+// held: enough for its other keys to go on with meanwhile.
+func (c *Consumer) holdMin() int { return max(c.cfg.maxInFlight/2, 1) }
+
+// hold decides again whether the partition is held, and reports a change,
+// for which the caller calls c.syncFetch once it lets go of p.mu (which it
+// holds). A partition is held when its oldest undone event has failed and
+// not succeeded since (it waits for a retry, or for an operator) and it
+// buffers at least holdMin records: nothing behind that event can be
+// committed before it, so fetching more of the partition only fills the
+// room every partition shares, and once full every partition stops. A
+// held partition's fetching is paused and its window is left out of the
+// room MaxInFlight bounds. Held windows take at most MaxInFlight records
+// between them (past that a partition is not held), so memory stays within
+// twice MaxInFlight.
+func (p *partition) hold() bool {
+	c := p.c
+	stalled := len(p.window) > 0 && p.window[0].failed && !p.gone.Load()
+	switch {
+	case !p.held && stalled && len(p.window) >= c.holdMin():
+		n := int64(len(p.window))
+		for {
+			h := c.held.Load()
+			if h+n > int64(c.cfg.maxInFlight) {
+				return false
+			}
+			if c.held.CompareAndSwap(h, h+n) {
+				break
+			}
+		}
+		p.held = true
+		c.wake() // the room it left is the others'
+		return true
+	case p.held && !stalled:
+		c.held.Add(-int64(len(p.window)))
+		p.held = false
+		return true
+	}
+	return false
 }
 
 func (p *partition) laneFor(it *item, chunk int) *lane {
@@ -185,6 +232,9 @@ func (p *partition) finish(it *item) int {
 	p.processed, p.epoch = last.Offset+1, last.LeaderEpoch
 	clear(p.window[:n])
 	p.window = p.window[n:]
+	if p.held {
+		p.c.held.Add(-int64(n))
+	}
 	return n
 }
 
@@ -262,6 +312,10 @@ func (p *partition) drop() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := len(p.window)
+	if p.held {
+		p.c.held.Add(-int64(n))
+		p.held = false
+	}
 	p.window = nil
 	p.lanes = nil
 	p.halts = nil

@@ -70,8 +70,12 @@ func (b *doneBatch) add(c *Consumer, p *partition, it *item, now time.Time, took
 	if b.n == len(b.items) || now.Sub(b.first) > slowCall || took > slowCall {
 		p.mu.Lock()
 		freed := b.flushLocked(p)
+		sync := p.hold()
 		p.mu.Unlock()
 		c.freed(freed)
+		if sync {
+			c.syncFetch(p.topic, p.id)
+		}
 	}
 }
 
@@ -175,6 +179,15 @@ loop:
 
 	p.mu.Lock()
 	freed := done.flushLocked(p)
+	// What failed is marked under the lock, for hold to read.
+	for _, it := range batch[i:] {
+		if it != nil && it.lastErr != nil {
+			it.failed = true
+		}
+	}
+	for _, d := range detach {
+		d.lane.queue[0].failed = true
+	}
 	p.running--
 	if rest := slices.DeleteFunc(batch[i:], func(it *item) bool { return it == nil }); len(rest) > 0 {
 		l.queue = append(rest, l.queue...)
@@ -197,16 +210,14 @@ loop:
 	if p.running == 0 && p.drained != nil {
 		close(p.drained)
 	}
-	pause := len(p.halts) > 0 && c.cfg.haltAction == PausePartition
+	pause := p.hold() || len(p.halts) > 0 && c.cfg.haltAction == PausePartition
 	// Operators see a halt within moments, not at the next status tick.
 	notify := halted || slices.ContainsFunc(detach, func(d parked) bool { return d.lane.state == laneHalted })
 	p.mu.Unlock()
 	c.freed(freed)
 
 	if pause {
-		if cl := c.cl.Load(); cl != nil {
-			cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.id}})
-		}
+		c.syncFetch(p.topic, p.id)
 	}
 	if notify {
 		c.changed()

@@ -1,0 +1,84 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/consumer"
+	"github.com/eventkit/eventkit/internal/testkit"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// produceTo produces n events named prefix-0… to one partition of orders.
+func produceTo(t *testing.T, cl *kgo.Client, p int32, prefix string, n int) {
+	t.Helper()
+	rs := testkit.Events("orders", prefix, n, nil)
+	for _, r := range rs {
+		r.Partition = p
+	}
+	testkit.Produce(t, cl, rs...)
+}
+
+// A partition stalled behind a retrying or halted event, with a backlog
+// larger than MaxInFlight, must not take all of MaxInFlight: the other
+// partitions go on, and once the event goes through the stalled partition
+// is fetched again to its end.
+func TestStalledPartitionLeavesRoomForTheOthers(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		halts bool
+		opts  []consumer.Opt
+	}{
+		{"retrying", false, []consumer.Opt{consumer.MaxRetries(-1)}},
+		{"halted", true, []consumer.Opt{consumer.MaxRetries(1), consumer.HaltPolicy(consumer.PausePartition)}},
+		{"retrying by key", false, []consumer.Opt{consumer.MaxRetries(-1), consumer.Ordering(consumer.ByKey)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := testkit.Broker(t, 2, "orders")
+			cl := testkit.Client(t, b.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			produceTo(t, cl, 0, "a", 100)
+
+			rec := newRecorder()
+			var fixed atomic.Bool
+			opts := append([]consumer.Opt{consumer.MaxInFlight(20), consumer.Backoff(time.Millisecond, 10*time.Millisecond)}, tc.opts...)
+			c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+				rec.add(ev)
+				if ev.ID == "a-0" && !fixed.Load() {
+					return errors.New("db down")
+				}
+				return nil
+			}), opts...)
+			run := testkit.Go(t, c.Run)
+			testkit.Eventually(t, 20*time.Second, atLeast(2, func() int { return rec.count("a-0") }, "a-0 attempts"))
+			produceTo(t, cl, 1, "b", 5)
+			testkit.Eventually(t, 20*time.Second, atLeast(1, func() int { return rec.count("b-4") }, "b-4 on the other partition"))
+
+			fixed.Store(true)
+			if tc.halts {
+				testkit.Eventually(t, 20*time.Second, func() error {
+					if len(c.Halted()) != 1 {
+						return errors.New("a-0 not halted")
+					}
+					return nil
+				})
+				if err := c.Resume("orders", 0, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			committedAt(t, cl, "g", "orders", map[int32]int64{0: 100, 1: 5})
+			if err := run.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 100 {
+				if id := fmt.Sprintf("a-%d", i); rec.count(id) == 0 {
+					t.Fatalf("%s never handled", id)
+				}
+			}
+		})
+	}
+}
