@@ -1,6 +1,8 @@
 package web
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -14,13 +16,15 @@ import (
 // eventkit.Event, plus what only the archive knows.
 type apiEvent struct {
 	ev    *eventkit.Event
+	cut   []byte // the start of a payload cut for its size, sent in base64
 	extra apiExtra
 }
 
 type apiExtra struct {
-	// DataTruncated marks a payload left out of a list for its size:
-	// "data" is null and DataSize is the payload's size in bytes. The
-	// event's own URL answers it whole.
+	// DataTruncated marks a payload cut for its size in a list: "data" is
+	// its start, in base64 whatever it is (a cut JSON value is not JSON),
+	// and DataSize is the whole payload's size in bytes. The event's own
+	// URL answers it whole.
 	DataTruncated bool             `json:"data_truncated,omitempty"`
 	DataSize      int              `json:"data_size,omitempty"`
 	Replays       []replayLinkJSON `json:"replays,omitempty"`
@@ -42,6 +46,14 @@ func (a apiEvent) MarshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.cut != nil {
+		// The event went out without its data, as "data":null, which only
+		// the data field can hold (header values are strings): put the cut
+		// in its place.
+		cut, _ := json.Marshal(base64.StdEncoding.EncodeToString(a.cut))
+		b = bytes.Replace(b, []byte(`"data":null`),
+			append(append([]byte(`"data":`), cut...), `,"data_encoding":"`+eventkit.EncodingBase64+`"`...), 1)
+	}
 	x, err := json.Marshal(a.extra)
 	if err != nil || string(x) == "{}" {
 		return b, err
@@ -50,8 +62,8 @@ func (a apiEvent) MarshalJSON() ([]byte, error) {
 }
 
 // encodeEvent shapes rec for the API. A payload longer than max (0: no
-// limit) is left out and marked truncated: a list of a thousand large
-// events would otherwise be too large to be useful.
+// limit) is cut to max bytes and marked truncated: a list of a thousand
+// large events would otherwise be too large to be useful.
 func encodeEvent(rec lookback.Record, max int) apiEvent {
 	ev := &eventkit.Event{
 		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp.UTC(),
@@ -63,7 +75,7 @@ func encodeEvent(rec lookback.Record, max int) apiEvent {
 	}
 	a := apiEvent{ev: ev}
 	if max > 0 && len(rec.Value) > max {
-		ev.Data, a.extra.DataTruncated, a.extra.DataSize = nil, true, len(rec.Value)
+		ev.Data, a.cut, a.extra.DataTruncated, a.extra.DataSize = nil, rec.Value[:max], true, len(rec.Value)
 	}
 	return a
 }

@@ -67,8 +67,13 @@ func TestEventShapes(t *testing.T) {
 	t.Run("large payload cut in lists, whole in detail", func(t *testing.T) {
 		var page eventsPage
 		f.getJSON("/api/v1/events?key=acct-2", &page)
-		if len(page.Events) != 1 || !page.Events[0].DataTruncated || page.Events[0].DataSize != len(big) || string(page.Events[0].Data) != "null" {
+		if len(page.Events) != 1 || !page.Events[0].DataTruncated || page.Events[0].DataSize != len(big) {
 			t.Fatalf("list: %+v", page.Events)
+		}
+		// The start of the payload, in base64: a cut JSON value is not JSON.
+		var cut string
+		if l := page.Events[0]; l.DataEncoding != "base64" || json.Unmarshal(l.Data, &cut) != nil || cut != base64.StdEncoding.EncodeToString([]byte(big[:64])) {
+			t.Errorf("list: data %s, encoding %q; want the first 64 bytes in base64", l.Data, l.DataEncoding)
 		}
 		e := get("/api/v1/events/orders/0/3")
 		if e.DataTruncated || e.DataEncoding != "json" || len(e.Data) != len(big) {
