@@ -83,7 +83,8 @@ type Consumer struct {
 	ready    chan *lane
 	inFlight atomic.Int64 // records in partition windows
 	held     atomic.Int64 // of those, in the windows of held partitions (see partition.hold)
-	waiting  atomic.Bool  // the poll loop waits for room
+	haltAt   atomic.Pointer[haltPoint]
+	waiting  atomic.Bool // the poll loop waits for room
 	room     chan struct{}
 
 	stopping   atomic.Bool
@@ -404,13 +405,63 @@ func (c *Consumer) schedule(l *lane) {
 }
 
 // fail records the first fatal error and stops the agent.
-func (c *Consumer) fail(err error) {
+func (c *Consumer) fail(err error, at *haltPoint) {
 	c.fatalMu.Lock()
 	defer c.fatalMu.Unlock()
 	if c.fatal == nil {
 		c.fatal = err
+		if at != nil {
+			c.haltAt.Store(at) // before stopping: a worker that sees one sees both
+		}
 		c.stopping.Store(true)
 		c.cancelPoll()
+	}
+}
+
+// haltPoint is the event a StopService halt stopped the agent at. The
+// events of its partition before it are still handled, so that the commit
+// on the way out reaches it: under ByKey and Unordered they may not have
+// been, when it halted.
+type haltPoint struct {
+	p       *partition
+	offset  int64
+	reached chan struct{} // closed once nothing before the offset is undone
+	once    sync.Once
+}
+
+// beforeHalt reports whether it, of p, comes before the event a StopService
+// halt stopped at.
+func (c *Consumer) beforeHalt(p *partition, it *item) bool {
+	hp := c.haltAt.Load()
+	return hp != nil && hp.p == p && it.rec.Offset < hp.offset
+}
+
+// checkHalt closes hp.reached once p has nothing undone before the halted
+// event; the caller holds p.mu.
+func (p *partition) checkHalt() {
+	if hp := p.c.haltAt.Load(); hp != nil && hp.p == p &&
+		(len(p.window) == 0 || p.window[0].rec.Offset >= hp.offset || p.gone.Load()) {
+		hp.once.Do(func() { close(hp.reached) })
+	}
+}
+
+// awaitHalt waits, up to the drain timeout, for the events before the event
+// a StopService halt stopped at to be handled.
+func (c *Consumer) awaitHalt() {
+	hp := c.haltAt.Load()
+	if hp == nil {
+		return
+	}
+	hp.p.mu.Lock()
+	hp.p.checkHalt()
+	hp.p.mu.Unlock()
+	t := time.NewTimer(c.cfg.drainTimeout)
+	defer t.Stop()
+	select {
+	case <-hp.reached:
+	case <-t.C:
+		c.log.Warn("events before the halted one still undone after the drain timeout; committing what is done",
+			"topic", hp.p.topic, "partition", hp.p.id, "offset", hp.offset, "drain_timeout", c.cfg.drainTimeout)
 	}
 }
 
@@ -555,6 +606,7 @@ func waitAll(chs []<-chan struct{}, d time.Duration) bool {
 // shutdown drains and commits everything, then leaves the group.
 func (c *Consumer) shutdown(cl *kgo.Client, stopControl context.CancelFunc) {
 	c.stopping.Store(true)
+	c.awaitHalt()
 	all := c.take(c.assigned())
 	c.releaseAll(context.Background(), cl, all, true)
 

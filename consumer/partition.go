@@ -235,6 +235,7 @@ func (p *partition) finish(it *item) int {
 	if p.held {
 		p.c.held.Add(-int64(n))
 	}
+	p.checkHalt()
 	return n
 }
 
@@ -295,6 +296,7 @@ func (p *partition) release() <-chan struct{} {
 	for _, h := range p.halts {
 		stop(h.lane)
 	}
+	p.checkHalt() // nothing more of it will be handled
 	// Parked lanes outside p.lanes (unkeyed, Unordered) have timers that
 	// wake into a released partition and do nothing.
 	if p.drained == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,6 +79,48 @@ func TestStalledPartitionLeavesRoomForTheOthers(t *testing.T) {
 				if id := fmt.Sprintf("a-%d", i); rec.count(id) == 0 {
 					t.Fatalf("%s never handled", id)
 				}
+			}
+		})
+	}
+}
+
+// A halt that stops the agent commits everything before the halted event,
+// under every ordering: events of other keys or chunks that came before it
+// are handled on the way out, even when the halt came first.
+func TestHaltCommitsEverythingBefore(t *testing.T) {
+	for _, order := range []consumer.Order{consumer.ByKey, consumer.Unordered} {
+		t.Run(order.String(), func(t *testing.T) {
+			b := testkit.Broker(t, 1, "orders")
+			cl := testkit.Client(t, b.Addr())
+			keys := []string{"y", "y", "x", "x"} // e-2, of key x, is the poison
+			testkit.Produce(t, cl, testkit.Events("orders", "e", len(keys), func(i int) []byte { return []byte(keys[i]) })...)
+			rec := newRecorder()
+			poisoned := make(chan struct{})
+			var c *consumer.Consumer
+			c = agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+				rec.add(ev)
+				switch ev.ID {
+				case "e-0": // still running when the agent halts
+					<-poisoned
+					testkit.Eventually(t, 10*time.Second, func() error {
+						if err := c.Ready(); err == nil || !strings.Contains(err.Error(), "stopping") {
+							return fmt.Errorf("not stopping: %v", err)
+						}
+						return nil
+					})
+				case "e-2":
+					close(poisoned)
+					return errors.New("poison")
+				}
+				return nil
+			}), consumer.Ordering(order), consumer.Concurrency(2), consumer.MaxRetries(0))
+			err := testkit.Go(t, c.Run).Wait(30 * time.Second)
+			var ee *consumer.EventError
+			if !errors.Is(err, consumer.ErrHalted) || !errors.As(err, &ee) || ee.Offset != 2 {
+				t.Fatalf("Run = %v, want a halt at offset 2", err)
+			}
+			if got := testkit.Committed(t, cl, "g")["orders"][0]; got != 2 || rec.count("e-1") != 1 {
+				t.Fatalf("committed %d with e-1 handled %d times, want 2 and once", got, rec.count("e-1"))
 			}
 		})
 	}

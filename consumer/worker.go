@@ -96,7 +96,7 @@ func (b *doneBatch) flushLocked(p *partition) int {
 func (c *Consumer) runLane(l *lane, worker int) {
 	p := l.p
 	p.mu.Lock()
-	if l.state != laneQueued || p.gone.Load() || c.stopping.Load() {
+	if l.state != laneQueued || p.gone.Load() || c.stopping.Load() && (len(l.queue) == 0 || !c.beforeHalt(p, l.queue[0])) {
 		p.mu.Unlock()
 		return // released or stopping: the items stay undone and uncommitted
 	}
@@ -118,10 +118,10 @@ func (c *Consumer) runLane(l *lane, worker int) {
 	last := time.Now()
 loop:
 	for ; i < len(batch); i++ {
-		if c.stopping.Load() || p.gone.Load() {
+		it := batch[i]
+		if c.stopping.Load() && (it == nil || !c.beforeHalt(p, it)) || p.gone.Load() {
 			break
 		}
-		it := batch[i]
 		err := c.call(p, it)
 		now := time.Now()
 		took := now.Sub(last)
@@ -142,7 +142,7 @@ loop:
 		case eventkit.FlagKill:
 			p.m.kill.Inc()
 			c.log.Error("handler killed the consumer", c.attrs(it, "cause", err)...)
-			c.fail(c.eventError(ErrKilled, it, err))
+			c.fail(c.eventError(ErrKilled, it, err), nil)
 			break loop
 		}
 
@@ -305,7 +305,7 @@ func (c *Consumer) halt(p *partition, it *item, cause error) {
 	attempts := it.attempt - it.base
 	if c.cfg.haltAction == StopService {
 		c.log.Error("event used up its retries; stopping", c.attrs(it, "attempts", attempts, "cause", cause)...)
-		c.fail(c.eventError(ErrHalted, it, cause))
+		c.fail(c.eventError(ErrHalted, it, cause), &haltPoint{p: p, offset: it.rec.Offset, reached: make(chan struct{})})
 	} else {
 		c.log.Error("event used up its retries; partition paused until resumed or skipped", c.attrs(it, "attempts", attempts, "cause", cause)...)
 	}
