@@ -80,7 +80,13 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		write.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", dsn, err)
 	}
-	db.read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
+	// Every reader stays open once opened: database/sql keeps two idle by
+	// default and closes the others as they come back, so a replay's
+	// readers beside a query of the UI opened a new connection, with an
+	// empty cache and its pragmas to run, again and again.
+	readers := max(4, runtime.GOMAXPROCS(0))
+	db.read.SetMaxOpenConns(readers)
+	db.read.SetMaxIdleConns(readers)
 	return db, nil
 }
 

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 
@@ -29,5 +30,32 @@ func TestOpenKeepsURIParameters(t *testing.T) {
 	}
 	if pageSize != 65536 || mode != "wal" {
 		t.Fatalf("page_size %d, journal_mode %s; want 65536, wal", pageSize, mode)
+	}
+}
+
+// Readers stay open once opened, so that their caches outlive a query:
+// reads at once beyond two closed connections as they came back.
+func TestReadersStayOpen(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "lookback.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := db.Reader().Stats().MaxOpenConnections
+	// Hold n connections at once, then give them all back.
+	conns := make([]*sql.Conn, n)
+	for i := range conns {
+		if conns[i], err = db.Reader().Conn(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range conns {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := db.Reader().Stats(); s.Idle != n || s.MaxIdleClosed != 0 {
+		t.Fatalf("%d of %d readers idle, %d closed for want of room", s.Idle, n, s.MaxIdleClosed)
 	}
 }
