@@ -21,10 +21,14 @@ const hashMark = "%sha256:"
 
 // Key returns the idempotency key of ev for a consumer group:
 //
-//	group|ce|source|id                        an event with a ce_id
+//	group|ce|source|id                        an event with a ce_id and a ce_source
 //	group|rp|source|id|replay-id              the same, replayed in reprocess mode
-//	group|at|topic/partition/offset           an event without a ce_id
+//	group|at|topic/partition/offset           an event without one of them
 //	group|ra|topic/partition/offset|replay-id the same, replayed in reprocess mode
+//
+// The id alone names nothing: ids are unique within a source, so two
+// malformed events that share an id and lack a source are two events, and
+// each is keyed by its coordinates, as one without an id is.
 //
 // A replay in deduplicate mode keeps the original's key, so it is a no-op
 // where the original was done; a reprocess replay adds its replay id and is
@@ -48,8 +52,9 @@ func Key(group string, ev *eventkit.Event) string {
 	var arr [256]byte
 	b := appendField(arr[:0], group)
 	id := fieldOf(ev, ev.ID, eventkit.HeaderID)
+	source := fieldOf(ev, ev.Source, eventkit.HeaderSource)
 	reprocess := ev.Replay != nil && ev.Replay.Mode == eventkit.Reprocess
-	if len(id) == 0 {
+	if len(id) == 0 || len(source) == 0 {
 		topic, partition, offset := ev.Topic, ev.Partition, ev.Offset
 		// A parsed origin always has a topic.
 		if r := ev.Replay; r != nil && r.OriginTopic != "" {
@@ -78,7 +83,7 @@ func Key(group string, ev *eventkit.Event) string {
 	} else {
 		b = append(b, "|ce|"...)
 	}
-	b = appendField(b, fieldOf(ev, ev.Source, eventkit.HeaderSource))
+	b = appendField(b, source)
 	b = append(b, '|')
 	b = appendField(b, id)
 	if reprocess {

@@ -139,6 +139,16 @@ func TestKeyNotUTF8(t *testing.T) {
 			}
 		})
 	}
+	t.Run("an id without a source is keyed by its coordinates", func(t *testing.T) {
+		// Two malformed events from producers that set no source: an id is
+		// unique within a source only, so they are two events.
+		hs := []eventkit.Header{{Key: eventkit.HeaderID, Value: []byte("1")}, {Key: eventkit.HeaderType, Value: []byte("t")},
+			{Key: eventkit.HeaderSpecVersion, Value: []byte("1.0")}}
+		a, b := idempotency.Key("g", decoded("t", 0, 1, hs...)), idempotency.Key("g", decoded("t", 0, 2, hs...))
+		if a != "g|at|t/0/1" || b != "g|at|t/0/2" {
+			t.Fatalf("keys %q and %q, want each event's coordinates", a, b)
+		}
+	})
 	t.Run("different ids never collide", func(t *testing.T) {
 		ids := []string{"\xff", "\xfe", "\xff\xfe", "\xfe\xff", "%FF", "\xc3", "\xc3\xa9"[:1] + "x", "é"}
 		seen := map[string]string{}
