@@ -22,6 +22,21 @@ func NewRecord(topic string, partition int32, offset int64, ts time.Time, key, v
 	}
 }
 
+// Event returns r as the lookback API shows it: its headers whole, every
+// CloudEvents one included, and its attributes. Its JSON form is the API's
+// event.
+func (r *Record) Event() *eventkit.Event {
+	ev := &eventkit.Event{
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC(),
+		Key: r.Key, Headers: r.Headers, Data: r.Value,
+		ID: r.ID, Type: r.Type, Source: r.Source, Subject: r.Subject, ContentType: r.ContentType,
+	}
+	if !r.Time.IsZero() {
+		ev.Time = r.Time.UTC()
+	}
+	return ev
+}
+
 // LinkOf returns the replay link of a consumed event, and false when the
 // event is not a replay or does not name a well-formed origin: such a
 // record is archived as a record of its own rather than lost. A replayed

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -97,8 +98,8 @@ func (s Spec) Validate() error {
 	if s.Mode != "" && s.Mode != eventkit.Reprocess && s.Mode != eventkit.Deduplicate {
 		problems = append(problems, fmt.Sprintf("mode %q: want reprocess or deduplicate", s.Mode))
 	}
-	if s.Rate < 0 {
-		problems = append(problems, fmt.Sprintf("rate %g: want 0 (no limit) or more", s.Rate))
+	if s.Rate < 0 || math.IsNaN(s.Rate) || math.IsInf(s.Rate, 0) {
+		problems = append(problems, fmt.Sprintf("rate %g: want 0 (no limit) or a finite number of events a second", s.Rate))
 	}
 	if err := s.Filter.Validate(); err != nil {
 		problems = append(problems, err.Error())

@@ -65,14 +65,7 @@ func (a apiEvent) MarshalJSON() ([]byte, error) {
 // limit) is cut to max bytes and marked truncated: a list of a thousand
 // large events would otherwise be too large to be useful.
 func encodeEvent(rec lookback.Record, max int) apiEvent {
-	ev := &eventkit.Event{
-		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp.UTC(),
-		Key: rec.Key, Headers: rec.Headers, Data: rec.Value,
-		ID: rec.ID, Type: rec.Type, Source: rec.Source, Subject: rec.Subject, ContentType: rec.ContentType,
-	}
-	if !rec.Time.IsZero() {
-		ev.Time = rec.Time.UTC()
-	}
+	ev := rec.Event()
 	a := apiEvent{ev: ev}
 	if max > 0 && len(rec.Value) > max {
 		ev.Data, a.cut, a.extra.DataTruncated, a.extra.DataSize = nil, rec.Value[:max], true, len(rec.Value)

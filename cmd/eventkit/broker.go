@@ -32,7 +32,7 @@ type brokerFlags struct {
 // that either can pick up what the other wrote.
 func (f *brokerFlags) start() (*kafka.Broker, error) {
 	if f.partitions < 1 {
-		return nil, fmt.Errorf("--partitions %d: want at least 1", f.partitions)
+		return nil, &exitCodeError{code: exitUsage, err: fmt.Errorf("--partitions %d: want at least 1", f.partitions)}
 	}
 	cfg := kafka.BrokerConfig{
 		Listen:     f.listen,

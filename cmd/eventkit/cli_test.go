@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -63,6 +65,10 @@ func TestBrokerProduceTailOffsets(t *testing.T) {
 			}
 			seen[ev.ID] = true
 			ids = append(ids, ev.ID)
+			// Headers whole, as lookback's API shows them.
+			if v, ok := ev.Header(eventkit.HeaderID); !ok || string(v) != ev.ID {
+				t.Errorf("event %d: headers %v, want ce_id among them", i, ev.Headers)
+			}
 			if ev.Type != "eventkit.cli" || ev.Source != "eventkit-cli" || string(ev.Key) != "acct-1" || ev.Offset != int64(i) {
 				t.Errorf("event %d: %s type %q source %q key %q, want orders/0/%d eventkit.cli eventkit-cli acct-1",
 					i, ev.Coordinates(), ev.Type, ev.Source, ev.Key, i)
@@ -218,11 +224,16 @@ func TestBadInput(t *testing.T) {
 		code int
 		want string
 	}{
+		// A missing or malformed setting exits 2, as a malformed flag does;
+		// a failure once running (nothing listening, a file that cannot be
+		// read) exits 1.
 		{"unknown command", nil, []string{"nope"}, 2, "unknown command"},
+		{"produce without brokers", nil, []string{"produce", "--topic", "t"}, 2, "no brokers: set --brokers or EVENTKIT_BROKERS"},
+		{"offsets without brokers", nil, []string{"offsets", "reset", "--group", "g", "--to-earliest"}, 2, "no brokers"},
 		{"unknown flag", nil, []string{"tail", "--nope"}, 2, "unknown flag: --nope"},
 		{"produce without topic", nil, []string{"produce", "--brokers", closed}, 2, `required flag(s) "topic" not set`},
 		{"offsets show without group", nil, []string{"offsets", "show", "--brokers", closed}, 2, `required flag(s) "group" not set`},
-		{"no brokers", nil, []string{"tail", "--topic", "t"}, 1, "no brokers: set --brokers or EVENTKIT_BROKERS"},
+		{"no brokers", nil, []string{"tail", "--topic", "t"}, 2, "no brokers: set --brokers or EVENTKIT_BROKERS"},
 		{"nothing listening", nil, []string{"tail", "--brokers", closed, "--topic", "t"}, 1, "connection refused"},
 		{"bad broker address", nil, []string{"offsets", "show", "--brokers", "kafka:http", "--group", "g"}, 1, `broker "kafka:http"`},
 		{"unknown sasl mechanism", nil, []string{"tail", "--brokers", closed, "--topic", "t", "--sasl-mechanism", "GSSAPI", "--sasl-username", "u", "--sasl-password", "p"}, 1, `unknown mechanism "GSSAPI"`},
@@ -230,15 +241,15 @@ func TestBadInput(t *testing.T) {
 		{"missing CA file", nil, []string{"tail", "--brokers", closed, "--topic", "t", "--tls", "--tls-ca", "/nonexistent/ca.pem"}, 1, "read CA file"},
 		{"malformed env switch", []string{"EVENTKIT_TLS=maybe"}, []string{"tail", "--brokers", closed, "--topic", "t"}, 2, `EVENTKIT_TLS: invalid argument "maybe"`},
 		{"malformed env number", []string{"EVENTKIT_PARTITIONS=many"}, []string{"broker", "--listen", closed}, 2, `EVENTKIT_PARTITIONS: invalid argument "many"`},
-		{"zero partitions", nil, []string{"broker", "--listen", closed, "--partitions", "0"}, 1, "--partitions 0: want at least 1"},
+		{"zero partitions", nil, []string{"broker", "--listen", closed, "--partitions", "0"}, 2, "--partitions 0: want at least 1"},
 		{"broker on another interface", nil, []string{"broker", "--listen", "10.1.2.3:9092"}, 1, "binds 127.0.0.1 only"},
 		{"broker address without port", nil, []string{"broker", "--listen", "localhost"}, 1, `broker listen address "localhost"`},
 		{"dev on another interface", nil, []string{"dev", "--data", "", "--broker-addr", "0.0.0.0:9092"}, 1, "start broker"},
-		{"lookback without a database", nil, []string{"lookback", "serve", "--brokers", closed}, 1, `--db "": want sqlite://PATH or postgres://`},
-		{"lookback without brokers", nil, []string{"lookback", "serve", "--db", "sqlite://x.db"}, 1, "no brokers"},
-		{"lookback without tokens", nil, []string{"lookback", "serve", "--brokers", closed, "--db", "sqlite:///nonexistent/x.db"}, 1, "no tokens"},
-		{"lookback with a short token", []string{"EVENTKIT_TOKENS=a:viewer:short"}, []string{"lookback", "serve", "--brokers", closed, "--db", "sqlite:///nonexistent/x.db"}, 1, "want at least 16"},
-		{"lookback with an unknown role", []string{"EVENTKIT_TOKENS=a:admin:aaaaaaaaaaaaaaaaaaaa"}, []string{"lookback", "serve", "--brokers", closed, "--db", "sqlite:///nonexistent/x.db"}, 1, `role "admin"`},
+		{"lookback without a database", nil, []string{"lookback", "serve", "--brokers", closed}, 2, `--db "": want sqlite://PATH or postgres://`},
+		{"lookback without brokers", nil, []string{"lookback", "serve", "--db", "sqlite://x.db"}, 2, "no brokers"},
+		{"lookback without tokens", nil, []string{"lookback", "serve", "--brokers", closed, "--db", "sqlite:///nonexistent/x.db"}, 2, "no tokens"},
+		{"lookback with a short token", []string{"EVENTKIT_TOKENS=a:viewer:short"}, []string{"lookback", "serve", "--brokers", closed, "--db", "sqlite:///nonexistent/x.db"}, 2, "want at least 16"},
+		{"lookback with an unknown role", []string{"EVENTKIT_TOKENS=a:admin:aaaaaaaaaaaaaaaaaaaa"}, []string{"lookback", "serve", "--brokers", closed, "--db", "sqlite:///nonexistent/x.db"}, 2, `role "admin"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkFails(t, run(t, tc.env, "", tc.args...), tc.code, tc.want)
@@ -253,6 +264,20 @@ func TestBadInput(t *testing.T) {
 		r := run(t, []string{"EVENTKIT_BROKERS=kafka:http"}, "", "tail", "--topic", "t", "--brokers", closed)
 		checkFails(t, r, 1, "connect to "+closed)
 	})
+}
+
+// With --data "" dev keeps nothing: no file is left where it ran.
+func TestDevMemoryOnly(t *testing.T) {
+	dir := t.TempDir()
+	p := startIn(t, dir, nil, "dev", "--data", "", "--broker-addr", freeAddr(t), "--lookback-addr", freeAddr(t),
+		"--transfers-addr", freeAddr(t), "--reports-addr", freeAddr(t), "--traffic", "0")
+	p.until("ready")
+	if code := p.interrupt(); code != exitOK {
+		t.Fatalf("dev exited %d", code)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("dev --data \"\" left %v where it ran", left)
+	}
 }
 
 func TestDev(t *testing.T) {
@@ -336,4 +361,20 @@ func m0(m []string) string {
 		return ""
 	}
 	return m[1]
+}
+
+// tail prints one line a record, whatever its id and type hold.
+func TestTailOneLinePerRecord(t *testing.T) {
+	_, addr := startBroker(t, "--topics", "m")
+	cl := testkit.Client(t, addr)
+	testkit.Produce(t, cl, &kgo.Record{Topic: "m", Value: []byte("v"), Headers: []kgo.RecordHeader{
+		{Key: "ce_id", Value: []byte("a\nb")}, {Key: "ce_type", Value: []byte("x\ny")},
+		{Key: "ce_source", Value: []byte("s")}, {Key: "ce_specversion", Value: []byte("1.0")}}})
+	p := start(t, "tail", "--brokers", addr, "--topic", "m", "--from-beginning")
+	want := "m/0/0 id=base64:" + base64.StdEncoding.EncodeToString([]byte("a\nb")) +
+		" type=base64:" + base64.StdEncoding.EncodeToString([]byte("x\ny")) + " key= v"
+	if l := p.line(); l != want {
+		t.Errorf("tail printed %q, want %q", l, want)
+	}
+	p.interrupt()
 }

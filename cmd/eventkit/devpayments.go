@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/eventkit/eventkit/examples/payments"
@@ -18,9 +19,17 @@ type devPayments struct {
 }
 
 func (d *devPayments) start(ctx context.Context, env *devEnv) (func(), error) {
+	dir, cleanup := filepath.Join(env.data, "payments"), func() {}
+	if env.data == "" { // memory only: the databases live as long as the process
+		tmp, err := os.MkdirTemp("", "eventkit-dev-")
+		if err != nil {
+			return nil, err
+		}
+		dir, cleanup = tmp, func() { os.RemoveAll(tmp) }
+	}
 	p, err := payments.Start(ctx, payments.Config{
 		Brokers:       []string{env.brokerAddr},
-		DataDir:       filepath.Join(env.data, "payments"),
+		DataDir:       dir,
 		TransfersAddr: d.transfersAddr,
 		ReportsAddr:   d.reportsAddr,
 		Traffic:       d.traffic,
@@ -30,6 +39,7 @@ func (d *devPayments) start(ctx context.Context, env *devEnv) (func(), error) {
 		Logger:           slog.New(slog.NewTextHandler(env.logOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
+		cleanup()
 		return nil, err
 	}
 	env.lines = append(env.lines, "transfers: "+p.TransfersURL(), "reports: "+p.ReportsURL())
@@ -40,5 +50,5 @@ func (d *devPayments) start(ctx context.Context, env *devEnv) (func(), error) {
 	// A halt pauses its partition and keeps the platform up; anything that
 	// still stops a service (a kill, a lost database) ends dev with it.
 	env.watch(ctx, "payments", p.Wait)
-	return func() { _ = p.Stop() }, nil
+	return func() { _ = p.Stop(); cleanup() }, nil
 }

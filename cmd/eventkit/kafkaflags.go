@@ -47,7 +47,7 @@ func (f *kafkaFlags) config() kafka.Config {
 // opts returns the franz-go options that connect to the brokers.
 func (f *kafkaFlags) opts() ([]kgo.Opt, error) {
 	if len(splitList(f.brokers)) == 0 {
-		return nil, errors.New("no brokers: set --brokers or EVENTKIT_BROKERS")
+		return nil, &exitCodeError{code: exitUsage, err: errors.New("no brokers: set --brokers or EVENTKIT_BROKERS")}
 	}
 	return f.config().Opts()
 }

@@ -113,7 +113,7 @@ type runningLookback struct {
 // and UI; it returns once they listen.
 func startLookback(ctx context.Context, c *lookbackConfig) (*runningLookback, error) {
 	if err := c.Validate(); err != nil {
-		return nil, err
+		return nil, &exitCodeError{code: exitUsage, err: err}
 	}
 	kopts, err := c.kafka.opts()
 	if err != nil {
@@ -123,7 +123,7 @@ func startLookback(ctx context.Context, c *lookbackConfig) (*runningLookback, er
 	if tokens == nil {
 		var err error
 		if tokens, err = web.LoadTokens(c.tokensFile, os.Getenv("EVENTKIT_TOKENS")); err != nil {
-			return nil, err
+			return nil, &exitCodeError{code: exitUsage, err: err}
 		}
 	}
 	st, err := openStore(ctx, c.db)

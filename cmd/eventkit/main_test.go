@@ -91,8 +91,15 @@ func start(t *testing.T, args ...string) *proc {
 // test fails (or EVENTKIT_TEST_LOG is set) the cleanup shows its stderr.
 func startEnv(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
+	return startIn(t, "", env, args...)
+}
+
+// startIn is startEnv in working directory dir ("": the test's own).
+func startIn(t *testing.T, dir string, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, name: "eventkit " + strings.Join(args, " "), lines: make(chan string, 1024), done: make(chan struct{})}
 	p.cmd = exec.Command(eventkitBinary(t), args...)
+	p.cmd.Dir = dir
 	p.cmd.Env = childEnv(env...)
 	p.cmd.Stderr = &p.stderr
 	out, err := p.cmd.StdoutPipe()

@@ -138,6 +138,8 @@ func TestReplay(t *testing.T) {
 		{"no target", []string{"--filter", "topic=orders"}, "no target"},
 		{"two targets", []string{"--to-topic", "copies", "--to-group", "g"}, "two targets"},
 		{"unknown mode", []string{"--to-topic", "copies", "--mode", "again"}, `mode "again"`},
+		{"rate not a number", []string{"--to-topic", "copies", "--rate", "NaN"}, "rate NaN: want 0 (no limit) or a finite number"},
+		{"rate without end", []string{"--to-topic", "copies", "--rate", "Inf"}, "rate +Inf: want 0 (no limit) or a finite number"},
 		{"bad db", []string{"--to-topic", "copies", "--db", "mysql://x"}, "want sqlite://PATH or postgres://"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -12,7 +12,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/eventkit/eventkit"
 	"github.com/eventkit/eventkit/kafka"
+	"github.com/eventkit/eventkit/lookback"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -123,16 +125,22 @@ func (f *tailFlags) run(ctx context.Context, s *streams) error {
 }
 
 func (f *tailFlags) print(w io.Writer, r *kgo.Record) error {
-	ev := kafka.EventOf(r)
-	if f.json {
-		b, err := json.Marshal(ev)
+	if f.json { // the form lookback's API shows, every header included
+		hs := make([]eventkit.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			hs[i] = eventkit.Header(h)
+		}
+		rec := lookback.NewRecord(r.Topic, r.Partition, r.Offset, r.Timestamp, r.Key, r.Value, hs)
+		b, err := json.Marshal(rec.Event())
 		if err != nil {
 			return err
 		}
 		_, err = w.Write(append(b, '\n'))
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%s id=%s type=%s key=%s %s\n", ev.Coordinates(), ev.ID, ev.Type, showBytes(ev.Key), showBytes(ev.Data))
+	ev := kafka.EventOf(r)
+	_, err := fmt.Fprintf(w, "%s id=%s type=%s key=%s %s\n", ev.Coordinates(), showBytes([]byte(ev.ID)), showBytes([]byte(ev.Type)),
+		showBytes(ev.Key), showBytes(ev.Data))
 	return err
 }
 
