@@ -144,8 +144,12 @@ func parseFilter(items []string) (lookback.Filter, error) {
 			if !ok || val == "" {
 				return lookback.Filter{}, fmt.Errorf("--filter %q: want KEY=VALUE", kv)
 			}
-			if k == "limit" || k == "cursor" || k == "order" {
-				return lookback.Filter{}, fmt.Errorf("--filter %s: a replay takes every match; want topic, partition, key, type, id, source, subject, from, to or header", k)
+			switch k {
+			case "topic", "partition", "key", "type", "id", "source", "subject", "from", "to", "header":
+			case "limit", "cursor", "order":
+				return lookback.Filter{}, fmt.Errorf("--filter %s: a replay takes every match; %s", k, filterKeys)
+			default:
+				return lookback.Filter{}, fmt.Errorf("--filter: unknown key %q; %s", k, filterKeys)
 			}
 			v.Add(k, val)
 		}
@@ -156,6 +160,8 @@ func parseFilter(items []string) (lookback.Filter, error) {
 	}
 	return q.Filter, nil
 }
+
+const filterKeys = "want topic, partition, key, type, id, source, subject, from, to or header"
 
 func (f *replayFlags) run(ctx context.Context, s *streams, spec replay.Spec) error {
 	if f.lookback != "" {

@@ -131,7 +131,8 @@ func TestReplay(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown filter key", []string{"--filter", "topik=orders", "--to-topic", "copies"}, `--filter: lookback: bad query: unknown parameter "topik"`},
+		{"unknown filter key", []string{"--filter", "topik=orders", "--to-topic", "copies"},
+			`--filter: unknown key "topik"; want topic, partition, key, type, id, source, subject, from, to or header`},
 		{"malformed time", []string{"--filter", "from=yesterday", "--to-topic", "copies"}, `from "yesterday": want an RFC 3339 time`},
 		{"header without a value", []string{"--filter", "header=tenant", "--to-topic", "copies"}, "want NAME:VALUE"},
 		{"repeated key", []string{"--filter", "type=a,type=b", "--to-topic", "copies"}, `parameter "type" given 2 times`},
