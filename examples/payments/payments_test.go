@@ -351,6 +351,10 @@ func (w *world) badRequests(reportsURL string) {
 		{"bad currency", "/totals/daily?from=2026-01-01&to=2026-01-02&currency=euro"},
 		{"bad limit", "/transfers/failed?limit=0"},
 		{"bad cursor", "/transfers/failed?cursor=%21%21"},
+		// A parameter that does not decode is not dropped for its default.
+		{"undecodable to", "/accounts/x/volume?from=2026-01-01T00:00:00Z&to=%ZZ"},
+		{"undecodable from", "/totals/daily?from=%ZZ"},
+		{"undecodable limit", "/transfers/failed?limit=%ZZ"},
 	} {
 		w.t.Run(tc.name, func(t *testing.T) {
 			var e struct{ Error string }

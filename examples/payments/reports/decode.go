@@ -117,6 +117,9 @@ func decodeAccount(ev *eventkit.Event) (*accountRow, error) {
 		// Applied, it would overwrite another account's row, and its
 		// version would hold back that account's real updates for good.
 		return nil, fmt.Errorf("payload: id %q in an event about account %q", *p.ID, ev.Subject)
+	case ev.Subject == "" && ev.Key != nil && string(ev.Key) != *p.ID:
+		// Without a subject the record's key names the account.
+		return nil, fmt.Errorf("payload: id %q in an event keyed by account %q", *p.ID, ev.Key)
 	}
 	return &accountRow{
 		ID: *p.ID, HolderName: name, Country: p.Holder.Address.Country, Status: p.Status,

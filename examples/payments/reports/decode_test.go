@@ -48,6 +48,14 @@ func TestDecodeAccountAcrossVersions(t *testing.T) {
 			}
 		})
 	}
+	// Without a subject, the record's key names the account.
+	b2 := `{"id": "b2", "version": 999999, "updated_at": "2026-03-01T10:00:00Z", "holder": {"name": "x"}}`
+	if got, err := decodeAccount(&eventkit.Event{Type: events.AccountUpdated, Key: []byte("a1"), Data: []byte(b2)}); err == nil {
+		t.Errorf("an event keyed by a1 decoded as %+v, want an error", got)
+	}
+	if _, err := decodeAccount(&eventkit.Event{Type: events.AccountUpdated, Key: []byte("b2"), Data: []byte(b2)}); err != nil {
+		t.Errorf("an event keyed by its own account: %v", err)
+	}
 }
 
 func TestDecodeTransferRefusesWhatWouldCorruptARow(t *testing.T) {

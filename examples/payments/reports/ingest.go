@@ -89,7 +89,8 @@ const (
 	upsertAccount = `INSERT INTO accounts (id, holder_name, country, status, language, version, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET holder_name = excluded.holder_name, country = excluded.country,
 			status = excluded.status, language = excluded.language, version = excluded.version, updated_at = excluded.updated_at
-		WHERE excluded.version >= accounts.version`
+		WHERE excluded.version > accounts.version
+			OR excluded.version = accounts.version AND excluded.updated_at >= accounts.updated_at`
 	// upsertAccountV1 is upsertAccount before migration 2 added language,
 	// for a service held at schema 1 (Config.MigrateTo).
 	upsertAccountV1 = `INSERT INTO accounts (id, holder_name, country, status, version, updated_at) VALUES (?, ?, ?, ?, ?, ?)

@@ -78,4 +78,14 @@ func TestAccountBackfillKeepsTheNewestVersion(t *testing.T) {
 	if _, _, _, lang, _ := row(); lang != (sql.NullString{String: "de", Valid: true}) {
 		t.Fatalf("language %v after the backfill, want version 3's de", lang)
 	}
+	// The same version stamped earlier (a forged or malformed event: one
+	// version is one state) does not take the row back either.
+	stale := *history[2]
+	stale.HolderName, stale.UpdatedAt = "Stale", history[0].UpdatedAt
+	if err := apply(exec, &write{account: &stale}, schema); err != nil {
+		t.Fatal(err)
+	}
+	if name, _, _, _, _ := row(); name != "Ada King" {
+		t.Fatalf("holder %q after version 3 stamped earlier, want version 3's Ada King", name)
+	}
 }

@@ -58,11 +58,25 @@ type Volume struct {
 	Holder json.RawMessage `json:"holder,omitempty"`
 }
 
+// query returns r's query parameters; one that does not decode (a bad
+// escape, a ';') is a 400, where r.URL.Query would drop it and let its
+// default answer.
+func query(r *http.Request) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, web.Errorf(http.StatusBadRequest, "query: %v", err)
+	}
+	return q, nil
+}
+
 // volume answers the outgoing volume of an account over a time range, read
 // from the covering index alone. With expand=holder it adds the holder's
 // full record, which reports does not keep, asked of transfers.
 func (s *Service) volume(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
+	q, err := query(r)
+	if err != nil {
+		return err
+	}
 	from, err := timeParam(q, "from", time.Time{})
 	if err != nil {
 		return err
@@ -184,7 +198,10 @@ const (
 // dailyTotals answers the completed transfers per day (UTC, by completion)
 // and currency, from the totals kept as completions arrive.
 func (s *Service) dailyTotals(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
+	q, err := query(r)
+	if err != nil {
+		return err
+	}
 	to, err := dayParam(q, "to", time.Now().UTC().Truncate(24*time.Hour))
 	if err != nil {
 		return err
@@ -243,7 +260,10 @@ type FailedPage struct {
 // keyset cursor: each page is one range read of the partial index, however
 // deep it is.
 func (s *Service) failedTransfers(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
+	q, err := query(r)
+	if err != nil {
+		return err
+	}
 	limit := 50
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

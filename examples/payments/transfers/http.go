@@ -81,6 +81,9 @@ func (s *Service) patchAccount(w http.ResponseWriter, r *http.Request) error {
 	if err := web.Decode(w, r, &patch); err != nil {
 		return err
 	}
+	if patch == nil { // null: under RFC 7396 it replaces the account with null
+		return web.Errorf(http.StatusBadRequest, "patch: want a JSON object")
+	}
 	for _, f := range readOnly {
 		if _, ok := patch[f]; ok {
 			return web.Errorf(http.StatusBadRequest, "%s is set by the service", f)

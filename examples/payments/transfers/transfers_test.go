@@ -156,6 +156,7 @@ func TestBadRequestsGet4xxJSON(t *testing.T) {
 		{"patch version", "PATCH", "/accounts/" + a.ID, `{"version": 9}`, 400},
 		{"patch wrong type", "PATCH", "/accounts/" + a.ID, `{"limits": {"daily_minor": "many"}}`, 400},
 		{"patch unknown field", "PATCH", "/accounts/" + a.ID, `{"colour": "red"}`, 400},
+		{"patch null", "PATCH", "/accounts/" + a.ID, `null`, 400}, // RFC 7396: the account would become null
 		{"patch unknown account", "PATCH", "/accounts/nope", `{}`, 404},
 		{"trailing data", "POST", "/accounts", `{"holder": {"name": "x", "address": {"country": "GB"}}}}`, 400},
 		{"account too large once merged", "PATCH", "/accounts/" + a.ID, `{"metadata": {"k": "` + strings.Repeat("a", 300<<10) + `"}}`, 400},
