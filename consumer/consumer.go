@@ -338,8 +338,8 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 				return // not ours any more; the new owner reads it from the commit
 			}
 			c.inFlight.Add(int64(len(f.Records)))
-			var sync bool
-			if ready, sync = p.dispatch(f.Records, f.HighWatermark, ready); sync {
+			var resync bool
+			if ready, resync = p.dispatch(f.Records, f.HighWatermark, ready); resync {
 				held = append(held, p)
 			}
 		})
@@ -536,37 +536,26 @@ func (c *Consumer) releaseAll(ctx context.Context, cl *kgo.Client, ps []*partiti
 	if commit {
 		c.commitLocked(ctx, cl, ps)
 	}
-	var paused map[string][]int32
 	for _, p := range ps {
-		p.mu.Lock()
-		if len(p.halts) > 0 || p.held {
-			if paused == nil {
-				paused = make(map[string][]int32)
-			}
-			paused[p.topic] = append(paused[p.topic], p.id)
-		}
-		p.mu.Unlock()
 		c.freed(p.drop())
 		p.cancel()
 		c.metrics.dropPartition(p.topic, p.id)
 	}
 	c.commitMu.Unlock()
-	if paused != nil {
-		// A pause outlives the assignment in franz-go; clear it so that the
-		// partition is fetched again if it comes back.
-		c.pauseMu.Lock()
-		cl.ResumeFetchPartitions(paused)
-		c.pauseMu.Unlock()
+	// A pause outlives the assignment in franz-go: released partitions are
+	// no longer assigned here, so syncFetch clears theirs, and a partition
+	// that comes back is fetched again.
+	for _, p := range ps {
+		c.syncFetch(p.topic, p.id)
 	}
 }
 
 // syncFetch pauses or resumes fetching topic/partition to match whether the
-// partition assigned now is held or, under PausePartition, holds a halt. The
-// state is
-// read and applied under one lock, so a decision made earlier cannot be
-// applied after a later one: a halt recorded and resumed at once would
-// otherwise leave its partition paused for good, the resume's call landing
-// before the halt's.
+// partition assigned now is held or, under PausePartition, holds a halt.
+// The state is read and applied under one lock, so a decision made earlier
+// cannot be applied after a later one: a halt recorded and resumed at once
+// would otherwise leave its partition paused for good, the resume's call
+// landing before the halt's.
 func (c *Consumer) syncFetch(topic string, id int32) {
 	cl := c.cl.Load()
 	if cl == nil {

@@ -160,12 +160,10 @@ func (c *Consumer) operate(topic string, partition int32, offset int64, fn func(
 	h := p.halts[i]
 	p.halts = slices.Delete(p.halts, i, i+1)
 	next := fn(p, h)
-	sync := p.hold() || len(p.halts) == 0
+	p.hold() // the skipped event may have been what held it
 	p.mu.Unlock()
 
-	if sync {
-		c.syncFetch(topic, partition)
-	}
+	c.syncFetch(topic, partition) // rare: applied whether anything changed or not
 	if next != nil {
 		c.schedule(next)
 	}

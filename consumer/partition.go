@@ -235,7 +235,6 @@ func (p *partition) finish(it *item) int {
 	if p.held {
 		p.c.held.Add(-int64(n))
 	}
-	p.checkHalt()
 	return n
 }
 

@@ -70,10 +70,10 @@ func (b *doneBatch) add(c *Consumer, p *partition, it *item, now time.Time, took
 	if b.n == len(b.items) || now.Sub(b.first) > slowCall || took > slowCall {
 		p.mu.Lock()
 		freed := b.flushLocked(p)
-		sync := p.hold()
+		resync := p.hold()
 		p.mu.Unlock()
 		c.freed(freed)
-		if sync {
+		if resync {
 			c.syncFetch(p.topic, p.id)
 		}
 	}
@@ -88,6 +88,7 @@ func (b *doneBatch) flushLocked(p *partition) int {
 		b.items[i] = nil
 	}
 	b.n = 0
+	p.checkHalt()
 	return n
 }
 
@@ -210,13 +211,13 @@ loop:
 	if p.running == 0 && p.drained != nil {
 		close(p.drained)
 	}
-	pause := p.hold() || len(p.halts) > 0 && c.cfg.haltAction == PausePartition
+	resync := p.hold() || len(p.halts) > 0 && c.cfg.haltAction == PausePartition
 	// Operators see a halt within moments, not at the next status tick.
 	notify := halted || slices.ContainsFunc(detach, func(d parked) bool { return d.lane.state == laneHalted })
 	p.mu.Unlock()
 	c.freed(freed)
 
-	if pause {
+	if resync {
 		c.syncFetch(p.topic, p.id)
 	}
 	if notify {
