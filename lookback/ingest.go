@@ -267,13 +267,20 @@ func (in *Ingest) handle(ctx context.Context, ev *eventkit.Event) error {
 	return nil
 }
 
-// recordOf copies the raw record's headers (the agent owns the record) and
-// decodes the attributes from them.
+// recordOf returns the record of ev, from the raw record the agent
+// consumed when there is one: its headers whole, copied (the agent owns
+// the record).
 func recordOf(r *kgo.Record, ev *eventkit.Event) Record {
 	if r == nil { // not called by the agent: the event is all there is
 		hs := ev.EncodeHeaders(nil)
 		return NewRecord(ev.Topic, ev.Partition, ev.Offset, ev.Timestamp, ev.Key, ev.Data, hs)
 	}
+	return RecordOf(r)
+}
+
+// RecordOf returns the record of a Kafka record, its headers copied (the
+// record's key and value are aliased, as NewRecord does).
+func RecordOf(r *kgo.Record) Record {
 	var hs []eventkit.Header
 	if len(r.Headers) > 0 {
 		hs = make([]eventkit.Header, len(r.Headers))

@@ -138,15 +138,6 @@ func CutPage(q Query, recs []Record) Page {
 	return Page{Records: recs, NextCursor: EncodeCursor(q.Order, PositionOf(&recs[len(recs)-1]))}
 }
 
-// Size is what r weighs in a page: its key, value and headers.
-func (r *Record) Size() int {
-	n := len(r.Key) + len(r.Value)
-	for _, h := range r.Headers {
-		n += len(h.Key) + len(h.Value)
-	}
-	return n
-}
-
 // Validate reports a limit out of range, wrapping [ErrBadQuery].
 func (q AuditQuery) Validate() error {
 	if q.Limit < 0 || q.Limit > MaxLimit {

@@ -12,7 +12,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/eventkit/eventkit"
 	"github.com/eventkit/eventkit/kafka"
 	"github.com/eventkit/eventkit/lookback"
 	"github.com/spf13/cobra"
@@ -126,11 +125,7 @@ func (f *tailFlags) run(ctx context.Context, s *streams) error {
 
 func (f *tailFlags) print(w io.Writer, r *kgo.Record) error {
 	if f.json { // the form lookback's API shows, every header included
-		hs := make([]eventkit.Header, len(r.Headers))
-		for i, h := range r.Headers {
-			hs[i] = eventkit.Header(h)
-		}
-		rec := lookback.NewRecord(r.Topic, r.Partition, r.Offset, r.Timestamp, r.Key, r.Value, hs)
+		rec := lookback.RecordOf(r)
 		b, err := json.Marshal(rec.Event())
 		if err != nil {
 			return err

@@ -360,9 +360,10 @@ const RecordColumns = BareColumns + ", ce_id, ce_type, ce_source, ce_subject, ce
 
 // BareColumns are the columns of a bare record, in the order a rowScanner
 // reads them: what Kafka carries, without the CloudEvents columns. The
-// last says which of key and value are not NULL: SQLite's driver reads an empty BLOB as nil, and a
-// record whose value is empty is not a tombstone (nor one with an empty
-// key a record without one), so a replay must not turn it into one.
+// last says which of key and value are not NULL: SQLite's driver reads an
+// empty BLOB as nil, and a record whose value is empty is not a tombstone
+// (nor one with an empty key a record without one), so a replay must not
+// turn it into one.
 const BareColumns = "topic, part, off, ts, key, value, headers, " + presentColumn
 
 const presentColumn = "CASE WHEN key IS NULL THEN 0 ELSE 1 END + CASE WHEN value IS NULL THEN 0 ELSE 2 END"

@@ -50,14 +50,14 @@ func (r Reader) Query(ctx context.Context, q lookback.Query) (lookback.Page, err
 	defer rows.Close()
 	s := newRowScanner(!q.Bare, r.Borrow)
 	recs := make([]lookback.Record, 0, q.PageSize()+1)
-	size, cut := 0, false
+	cut := false
 	for !cut && rows.Next() {
 		rec, err := s.scan(rows)
 		if err != nil {
 			return lookback.Page{}, fmt.Errorf("archive: query: %w", err)
 		}
 		recs = append(recs, rec)
-		if size += rec.Size(); size >= lookback.PageBytes && len(recs) <= q.PageSize() {
+		if s.size >= lookback.PageBytes && len(recs) <= q.PageSize() {
 			cut = rows.Next() // steps to the next row without reading it
 		}
 	}

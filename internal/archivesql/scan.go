@@ -40,6 +40,7 @@ type rowScanner struct {
 
 	bytes []byte
 	hs    []eventkit.Header
+	size  int // of the keys, values and headers read so far, for PageBytes
 }
 
 func newRowScanner(whole bool, borrow func(*[]byte) any) *rowScanner {
@@ -61,6 +62,7 @@ func (s *rowScanner) scan(row Scanner) (lookback.Record, error) {
 	if err := row.Scan(s.dest...); err != nil {
 		return lookback.Record{}, err
 	}
+	s.size += len(s.key) + len(s.value) + len(s.headers)
 	r := lookback.Record{Topic: s.topic, Partition: s.part, Offset: s.off, Timestamp: time.Unix(0, s.ts),
 		Key: s.keep(s.key, s.present&1 != 0), Value: s.keep(s.value, s.present&2 != 0)}
 	var err error
