@@ -123,3 +123,19 @@ func BenchmarkDecodeHeaders(b *testing.B) {
 		ev.DecodeHeaders(hs)
 	}
 }
+
+// An attribute that decoding refused is still there, raw, for those that
+// must not take it for a missing one.
+func TestAttributeOrRaw(t *testing.T) {
+	var ev eventkit.Event
+	ev.DecodeHeaders([]eventkit.Header{{Key: eventkit.HeaderID, Value: []byte("id-\xff")}, {Key: eventkit.HeaderSource, Value: []byte("/s")}})
+	if ev.ID != "" || ev.AttributeOrRaw(ev.ID, eventkit.HeaderID) != "id-\xff" {
+		t.Errorf("id %q, raw %q", ev.ID, ev.AttributeOrRaw(ev.ID, eventkit.HeaderID))
+	}
+	if got := ev.AttributeOrRaw(ev.Source, eventkit.HeaderSource); got != "/s" {
+		t.Errorf("source %q, want the decoded /s", got)
+	}
+	if got := ev.AttributeOrRaw(ev.Subject, eventkit.HeaderSubject); got != "" {
+		t.Errorf("subject %q of a record without one", got)
+	}
+}

@@ -79,6 +79,21 @@ func (e *Event) Header(key string) ([]byte, bool) {
 	return nil, false
 }
 
+// AttributeOrRaw returns attr, one of e's CloudEvents attributes, or when
+// it is empty the value of header, the binding header it comes from, which
+// decoding left in Headers because it broke a rule (not UTF-8, a time that
+// is not RFC 3339): what the record itself carries, for those who must not
+// take a malformed attribute for a missing one.
+func (e *Event) AttributeOrRaw(attr, header string) string {
+	if attr != "" {
+		return attr
+	}
+	if raw, ok := e.Header(header); ok {
+		return string(raw)
+	}
+	return ""
+}
+
 // FormatCoordinates returns "topic/partition/offset".
 func FormatCoordinates(topic string, partition int32, offset int64) string {
 	return string(AppendCoordinates(make([]byte, 0, len(topic)+24), topic, partition, offset))

@@ -51,8 +51,8 @@ const hashMark = "%sha256:"
 func Key(group string, ev *eventkit.Event) string {
 	var arr [256]byte
 	b := appendField(arr[:0], group)
-	id := fieldOf(ev, ev.ID, eventkit.HeaderID)
-	source := fieldOf(ev, ev.Source, eventkit.HeaderSource)
+	id := ev.AttributeOrRaw(ev.ID, eventkit.HeaderID)
+	source := ev.AttributeOrRaw(ev.Source, eventkit.HeaderSource)
 	reprocess := ev.Replay != nil && ev.Replay.Mode == eventkit.Reprocess
 	if len(id) == 0 || len(source) == 0 {
 		topic, partition, offset := ev.Topic, ev.Partition, ev.Offset
@@ -91,18 +91,6 @@ func Key(group string, ev *eventkit.Event) string {
 		b = appendField(b, ev.Replay.ID)
 	}
 	return finish(b)
-}
-
-// fieldOf returns a decoded attribute, or the raw value of its header when
-// the binding could not decode it.
-func fieldOf(ev *eventkit.Event, decoded, header string) string {
-	if decoded != "" {
-		return decoded
-	}
-	if raw, ok := ev.Header(header); ok {
-		return string(raw)
-	}
-	return ""
 }
 
 func appendField(b []byte, s string) []byte {

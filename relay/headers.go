@@ -63,8 +63,11 @@ func header(ctx context.Context, ev *eventkit.Event) http.Header {
 	if r := ev.Replay; r != nil && r.OriginTopic != "" {
 		topic, coords = r.OriginTopic, r.Origin
 	}
-	id, source, typ, spec := own(ev, ev.ID, eventkit.HeaderID), own(ev, ev.Source, eventkit.HeaderSource),
-		own(ev, ev.Type, eventkit.HeaderType), own(ev, ev.SpecVersion, eventkit.HeaderSpecVersion)
+	// Attributes that decoding refused go out as the record holds them,
+	// percent-encoded, so that the application sees them and can flag
+	// them; only those the record does not carry take a stand-in.
+	id, source := ev.AttributeOrRaw(ev.ID, eventkit.HeaderID), ev.AttributeOrRaw(ev.Source, eventkit.HeaderSource)
+	typ, spec := ev.AttributeOrRaw(ev.Type, eventkit.HeaderType), ev.AttributeOrRaw(ev.SpecVersion, eventkit.HeaderSpecVersion)
 	if id == "" {
 		id = coords
 	}
@@ -83,10 +86,10 @@ func header(ctx context.Context, ev *eventkit.Event) http.Header {
 	h.Set("ce-specversion", percentEncode(spec))
 	if !ev.Time.IsZero() {
 		h.Set("ce-time", ev.Time.Format(time.RFC3339Nano))
-	} else if t := own(ev, "", eventkit.HeaderTime); t != "" {
+	} else if t := ev.AttributeOrRaw("", eventkit.HeaderTime); t != "" {
 		h.Set("ce-time", percentEncode(t))
 	}
-	if subject := own(ev, ev.Subject, eventkit.HeaderSubject); subject != "" {
+	if subject := ev.AttributeOrRaw(ev.Subject, eventkit.HeaderSubject); subject != "" {
 		h.Set("ce-subject", percentEncode(subject))
 	}
 	if ev.ContentType != "" && printable(ev.ContentType) {
@@ -119,24 +122,6 @@ func header(ctx context.Context, ev *eventkit.Event) http.Header {
 		forward(h, x)
 	}
 	return h
-}
-
-// own returns v, an attribute of ev, or when it is empty the value of the
-// record's binding header name that decoding refused (not UTF-8, a time
-// that is not RFC 3339; ev.Headers keeps it): the application gets the
-// record's own bytes, percent-encoded, and can flag them, where a stand-in
-// such as the coordinates for an id would hide them. Only an attribute the
-// record does not carry at all takes a stand-in.
-func own(ev *eventkit.Event, v, name string) string {
-	if v != "" {
-		return v
-	}
-	for _, h := range ev.Headers {
-		if h.Key == name {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 // forward adds one record header to the request, if it has a place there.
