@@ -35,6 +35,8 @@ type eventJSON struct {
 	ContentType     string            `json:"content_type"`
 	Data            json.RawMessage   `json:"data"`
 	DataEncoding    string            `json:"data_encoding,omitempty"`
+	DataTruncated   bool              `json:"data_truncated,omitempty"`
+	DataSize        int               `json:"data_size,omitempty"`
 	Replay          *replayJSON       `json:"replay,omitempty"`
 	DecodeError     string            `json:"decode_error,omitempty"`
 }
@@ -52,7 +54,14 @@ type replayJSON struct {
 // tells it from a value that is the JSON text null. A key or header value that is not UTF-8
 // turns its field to base64 and says so in key_encoding/headers_encoding.
 // Headers are e.Headers; a repeated header name keeps its last value.
-func (e *Event) MarshalJSON() ([]byte, error) {
+func (e *Event) MarshalJSON() ([]byte, error) { return e.MarshalJSONCut(0) }
+
+// MarshalJSONCut is MarshalJSON with a payload longer than max bytes (0:
+// no limit) cut to its first max: "data" holds them in base64 whatever the
+// payload is (a cut JSON value is not JSON), "data_truncated" is true and
+// "data_size" is the whole payload's size. A list of large events stays
+// small enough to be useful.
+func (e *Event) MarshalJSONCut(max int) ([]byte, error) {
 	j := eventJSON{
 		Topic: e.Topic, Partition: e.Partition, Offset: e.Offset, Timestamp: e.Timestamp,
 		ID: e.ID, Type: e.Type, Source: e.Source, Subject: e.Subject, ContentType: e.ContentType,
@@ -83,7 +92,12 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 		t := e.Time
 		j.Time = &t
 	}
-	j.Data, j.DataEncoding = EncodeData(e.Data)
+	if max > 0 && len(e.Data) > max {
+		j.Data, _ = json.Marshal(base64.StdEncoding.EncodeToString(e.Data[:max]))
+		j.DataEncoding, j.DataTruncated, j.DataSize = EncodingBase64, true, len(e.Data)
+	} else {
+		j.Data, j.DataEncoding = EncodeData(e.Data)
+	}
 	if e.Replay != nil {
 		j.Replay = &replayJSON{ID: e.Replay.ID, Mode: e.Replay.Mode, Origin: e.Replay.Origin}
 	}

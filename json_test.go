@@ -1,6 +1,7 @@
 package eventkit_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -47,5 +48,29 @@ func TestEventJSON(t *testing.T) {
 				t.Fatalf("round trip:\n got %+v\nwant %+v", back, tt.ev)
 			}
 		})
+	}
+}
+
+// A cut payload is its start, in base64 whatever it is, marked as cut.
+func TestMarshalJSONCut(t *testing.T) {
+	ev := &eventkit.Event{Topic: "t", Data: []byte(`{"a":"0123456789"}`)}
+	b, err := ev.MarshalJSONCut(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		Data          string `json:"data"`
+		DataEncoding  string `json:"data_encoding"`
+		DataTruncated bool   `json:"data_truncated"`
+		DataSize      int    `json:"data_size"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatal(err)
+	}
+	if j.Data != base64.StdEncoding.EncodeToString([]byte(`{"a"`)) || j.DataEncoding != "base64" || !j.DataTruncated || j.DataSize != 18 {
+		t.Errorf("cut event: %s", b)
+	}
+	if whole, _ := ev.MarshalJSONCut(18); strings.Contains(string(whole), "data_truncated") {
+		t.Errorf("a payload within the bound was cut: %s", whole)
 	}
 }

@@ -1,8 +1,6 @@
 package web
 
 import (
-	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -15,19 +13,15 @@ import (
 // apiEvent is an event as the API shows it: the JSON form of
 // eventkit.Event, plus what only the archive knows.
 type apiEvent struct {
-	ev    *eventkit.Event
-	cut   []byte // the start of a payload cut for its size, sent in base64
+	ev *eventkit.Event
+	// max cuts a larger payload in a list (0: whole, as in the event's own
+	// URL); see eventkit.Event.MarshalJSONCut.
+	max   int
 	extra apiExtra
 }
 
 type apiExtra struct {
-	// DataTruncated marks a payload cut for its size in a list: "data" is
-	// its start, in base64 whatever it is (a cut JSON value is not JSON),
-	// and DataSize is the whole payload's size in bytes. The event's own
-	// URL answers it whole.
-	DataTruncated bool             `json:"data_truncated,omitempty"`
-	DataSize      int              `json:"data_size,omitempty"`
-	Replays       []replayLinkJSON `json:"replays,omitempty"`
+	Replays []replayLinkJSON `json:"replays,omitempty"`
 }
 
 // replayLinkJSON is a replayed copy of an event.
@@ -42,17 +36,9 @@ type replayLinkJSON struct {
 
 // MarshalJSON adds the archive's fields to the event's own JSON object.
 func (a apiEvent) MarshalJSON() ([]byte, error) {
-	b, err := a.ev.MarshalJSON()
+	b, err := a.ev.MarshalJSONCut(a.max)
 	if err != nil {
 		return nil, err
-	}
-	if a.cut != nil {
-		// The event went out without its data, as "data":null, which only
-		// the data field can hold (header values are strings): put the cut
-		// in its place.
-		cut, _ := json.Marshal(base64.StdEncoding.EncodeToString(a.cut))
-		b = bytes.Replace(b, []byte(`"data":null`),
-			append(append([]byte(`"data":`), cut...), `,"data_encoding":"`+eventkit.EncodingBase64+`"`...), 1)
 	}
 	x, err := json.Marshal(a.extra)
 	if err != nil || string(x) == "{}" {
@@ -65,12 +51,7 @@ func (a apiEvent) MarshalJSON() ([]byte, error) {
 // limit) is cut to max bytes and marked truncated: a list of a thousand
 // large events would otherwise be too large to be useful.
 func encodeEvent(rec lookback.Record, max int) apiEvent {
-	ev := rec.Event()
-	a := apiEvent{ev: ev}
-	if max > 0 && len(rec.Value) > max {
-		ev.Data, a.cut, a.extra.DataTruncated, a.extra.DataSize = nil, rec.Value[:max], true, len(rec.Value)
-	}
-	return a
+	return apiEvent{ev: rec.Event(), max: max}
 }
 
 type eventsJSON struct {
