@@ -354,19 +354,25 @@ func OrderBy(o lookback.Order) string {
 	return " ORDER BY ts, topic, part, off"
 }
 
-// RecordColumns are the columns of a whole record, in the order a
-// rowScanner reads them.
-const RecordColumns = BareColumns + ", ce_id, ce_type, ce_source, ce_subject, ce_time, content_type"
-
-// BareColumns are the columns of a bare record, in the order a rowScanner
-// reads them: what Kafka carries, without the CloudEvents columns. The
-// last says which of key and value are not NULL: SQLite's driver reads an
-// empty BLOB as nil, and a record whose value is empty is not a tombstone
-// (nor one with an empty key a record without one), so a replay must not
-// turn it into one.
-const BareColumns = "topic, part, off, ts, key, value, headers, " + presentColumn
-
-const presentColumn = "CASE WHEN key IS NULL THEN 0 ELSE 1 END + CASE WHEN value IS NULL THEN 0 ELSE 2 END"
+// Columns returns the columns of q's records, in the order a rowScanner
+// for q reads them. Each column costs a few calls into SQLite's driver, a
+// lock each, whatever its size, so a page reads no more of them than it
+// must: the topic only when q's filter does not name it, and the
+// partition with, in its two low bits, which of key and value are not
+// NULL. SQLite's driver reads an empty BLOB as nil, and a record whose
+// value is empty is not a tombstone (nor one with an empty key a record
+// without one), so a replay must not turn it into one. A bare record is
+// what Kafka carries, without the CloudEvents columns.
+func Columns(q lookback.Query) string {
+	cols := "CAST(part AS BIGINT) * 4 + CASE WHEN key IS NULL THEN 0 ELSE 1 END + CASE WHEN value IS NULL THEN 0 ELSE 2 END, off, ts, key, value, headers"
+	if q.Filter.Topic == "" {
+		cols = "topic, " + cols
+	}
+	if !q.Bare {
+		cols += ", ce_id, ce_type, ce_source, ce_subject, ce_time, content_type"
+	}
+	return cols
+}
 
 // Query returns the statement and arguments of one page of q, which must
 // be valid: it asks for one record more than the page holds, which
@@ -396,11 +402,7 @@ func Query(d Dialect, q lookback.Query) (string, []any, error) {
 	if after != nil {
 		b.After(q.Order, *after)
 	}
-	cols := RecordColumns
-	if q.Bare {
-		cols = BareColumns
-	}
-	return "SELECT " + cols + " FROM lookback_events" + b.Where() + OrderBy(q.Order) +
+	return "SELECT " + Columns(q) + " FROM lookback_events" + b.Where() + OrderBy(q.Order) +
 		" LIMIT " + strconv.Itoa(q.PageSize()+1), b.Args, nil
 }
 

@@ -48,7 +48,7 @@ func (r Reader) Query(ctx context.Context, q lookback.Query) (lookback.Page, err
 		return lookback.Page{}, fmt.Errorf("archive: query: %w", err)
 	}
 	defer rows.Close()
-	s := newRowScanner(!q.Bare, r.Borrow)
+	s := newRowScanner(q, r.Borrow)
 	recs := make([]lookback.Record, 0, q.PageSize()+1)
 	cut := false
 	for !cut && rows.Next() {
@@ -103,7 +103,8 @@ func (r Reader) Get(ctx context.Context, topic string, partition int32, offset i
 		return lookback.Record{}, notFound
 	}
 	b := NewBuilder(r.Dialect)
-	rec, err := newRowScanner(true, nil).scan(r.Conn.QueryRow(ctx, "SELECT "+RecordColumns+" FROM lookback_events WHERE topic = "+
+	q := lookback.Query{Filter: lookback.Filter{Topic: topic}}
+	rec, err := newRowScanner(q, nil).scan(r.Conn.QueryRow(ctx, "SELECT "+Columns(q)+" FROM lookback_events WHERE topic = "+
 		b.Arg(topic)+" AND part = "+b.Arg(partition)+" AND off = "+b.Arg(offset), b.Args...))
 	if errors.Is(err, r.NoRows) {
 		return rec, notFound

@@ -19,8 +19,7 @@ const (
 	headerChunk = 256
 )
 
-// rowScanner reads rows of BareColumns, or of RecordColumns when whole, into
-// records. With a borrow function (the driver's type for bytes it owns,
+// rowScanner reads rows of a query's Columns into records. With a borrow function (the driver's type for bytes it owns,
 // valid until the next row), a row's bytes are copied once, from the
 // driver's buffer into arrays the page's records share, instead of once
 // into an allocation a column; records of a page live and die together.
@@ -31,8 +30,7 @@ type rowScanner struct {
 	borrow bool
 
 	topic                        string
-	part                         int32
-	off, ts, present             int64
+	part, off, ts                int64
 	key, value, headers          []byte
 	id, typ, source, subject, ct []byte // bytea in PostgreSQL
 	ceTime                       sql.NullInt64
@@ -43,14 +41,17 @@ type rowScanner struct {
 	size  int // of the keys, values and headers read so far, for PageBytes
 }
 
-func newRowScanner(whole bool, borrow func(*[]byte) any) *rowScanner {
-	s := &rowScanner{whole: whole, borrow: borrow != nil}
+func newRowScanner(q lookback.Query, borrow func(*[]byte) any) *rowScanner {
+	s := &rowScanner{whole: !q.Bare, borrow: borrow != nil, topic: q.Filter.Topic}
 	b := func(p *[]byte) any { return p }
 	if borrow != nil {
 		b = borrow
 	}
-	s.dest = []any{&s.topic, &s.part, &s.off, &s.ts, b(&s.key), b(&s.value), b(&s.headers), &s.present}
-	if whole {
+	if s.topic == "" {
+		s.dest = append(s.dest, &s.topic)
+	}
+	s.dest = append(s.dest, &s.part, &s.off, &s.ts, b(&s.key), b(&s.value), b(&s.headers))
+	if s.whole {
 		s.dest = append(s.dest, b(&s.id), b(&s.typ), b(&s.source), b(&s.subject), &s.ceTime, b(&s.ct))
 	}
 	return s
@@ -63,8 +64,8 @@ func (s *rowScanner) scan(row Scanner) (lookback.Record, error) {
 		return lookback.Record{}, err
 	}
 	s.size += len(s.key) + len(s.value) + len(s.headers)
-	r := lookback.Record{Topic: s.topic, Partition: s.part, Offset: s.off, Timestamp: time.Unix(0, s.ts),
-		Key: s.keep(s.key, s.present&1 != 0), Value: s.keep(s.value, s.present&2 != 0)}
+	r := lookback.Record{Topic: s.topic, Partition: int32(s.part >> 2), Offset: s.off, Timestamp: time.Unix(0, s.ts),
+		Key: s.keep(s.key, s.part&1 != 0), Value: s.keep(s.value, s.part&2 != 0)}
 	var err error
 	if r.Headers, s.hs, err = appendHeaders(s.hs, s.keep(s.headers, false)); err != nil {
 		return r, fmt.Errorf("%s: %w", eventkit.FormatCoordinates(r.Topic, r.Partition, r.Offset), err)
