@@ -159,20 +159,24 @@ func (c *Consumer) holdMin() int { return max(c.cfg.maxInFlight/2, 1) }
 
 // hold decides again whether the partition is held, and reports a change,
 // for which the caller calls c.syncFetch once it lets go of p.mu (which it
-// holds). A partition is held when its oldest undone event has failed and
-// not succeeded since (it waits for a retry, or for an operator) and it
-// buffers at least holdMin records: nothing behind that event can be
-// committed before it, so fetching more of the partition only fills the
-// room every partition shares, and once full every partition stops. A
-// held partition's fetching is paused and its window is left out of the
-// room MaxInFlight bounds. Held windows take at most MaxInFlight records
-// between them (past that a partition is not held), so memory stays within
-// twice MaxInFlight.
+// holds). A partition is held when nothing in it can be committed until an
+// event goes through: its oldest undone event has failed and not succeeded
+// since (it waits for a retry) and it buffers at least holdMin records, or
+// it holds a halt under PausePartition (it waits for an operator, however
+// few records it buffers: halts on several partitions, each with a small
+// buffer, would otherwise add up to MaxInFlight and stop the rest).
+// Fetching more of such a partition only fills the room every partition
+// shares, and once full every partition stops. A held partition's fetching
+// is paused and its window is left out of the room MaxInFlight bounds.
+// Held windows take at most MaxInFlight records between them (past that a
+// partition is not held), so memory stays within twice MaxInFlight.
 func (p *partition) hold() bool {
 	c := p.c
-	stalled := len(p.window) > 0 && p.window[0].failed && !p.gone.Load()
+	gone := p.gone.Load()
+	stalled := len(p.window) > 0 && p.window[0].failed && !gone
+	waiting := c.cfg.haltAction == PausePartition && len(p.halts) > 0 && !gone
 	switch {
-	case !p.held && stalled && len(p.window) >= c.holdMin():
+	case !p.held && len(p.window) > 0 && (stalled && len(p.window) >= c.holdMin() || waiting):
 		n := int64(len(p.window))
 		for {
 			h := c.held.Load()
@@ -186,7 +190,7 @@ func (p *partition) hold() bool {
 		p.held = true
 		c.wake() // the room it left is the others'
 		return true
-	case p.held && !stalled:
+	case p.held && !stalled && !waiting:
 		c.held.Add(-int64(len(p.window)))
 		p.held = false
 		return true

@@ -125,3 +125,40 @@ func TestHaltCommitsEverythingBefore(t *testing.T) {
 		})
 	}
 }
+
+// Under PausePartition, halts on several partitions, each buffering fewer
+// records than a stalled partition needs to be held for, must not add up
+// to MaxInFlight and stop the partitions that have none.
+func TestSmallHaltsLeaveRoomForTheOthers(t *testing.T) {
+	b := testkit.Broker(t, 4, "orders")
+	cl := testkit.Client(t, b.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for p, prefix := range []string{"a", "b", "c"} {
+		produceTo(t, cl, int32(p), prefix, 4)
+	}
+	rec := newRecorder()
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		rec.add(ev)
+		if strings.HasSuffix(ev.ID, "-0") && !strings.HasPrefix(ev.ID, "d") {
+			return errors.New("poison")
+		}
+		return nil
+	}), consumer.MaxRetries(0), consumer.MaxInFlight(10), consumer.HaltPolicy(consumer.PausePartition))
+	run := testkit.Go(t, c.Run)
+	testkit.Eventually(t, 20*time.Second, func() error {
+		if n := len(c.Halted()); n != 3 {
+			return fmt.Errorf("%d halts, want 3", n)
+		}
+		return nil
+	})
+	produceTo(t, cl, 3, "d", 3)
+	testkit.Eventually(t, 20*time.Second, atLeast(1, func() int { return rec.count("d-2") }, "d-2 behind three halted partitions"))
+	for _, p := range []int32{0, 1, 2} {
+		if err := c.Skip("orders", p, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	committedAt(t, cl, "g", "orders", map[int32]int64{0: 4, 1: 4, 2: 4, 3: 3})
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
