@@ -2,12 +2,15 @@ package web_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,3 +196,26 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // lookbackAuditAll lists the whole audit log of a test.
 var lookbackAuditAll = lookback.AuditQuery{Limit: lookback.MaxLimit}
+
+// session is the UI's session cookie for token, as the sign-in sets it.
+func session(token string) *http.Cookie {
+	return &http.Cookie{Name: "eventkit_session", Value: base64.RawURLEncoding.EncodeToString([]byte(token))}
+}
+
+// postSignIn posts the sign-in form of the server at base with token and next,
+// and returns the answer, redirect not followed.
+func postSignIn(t *testing.T, base, token, next string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest("POST", base+"/login", strings.NewReader(url.Values{"token": {token}, "next": {next}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	cl := http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}

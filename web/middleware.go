@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,11 @@ import (
 // and SameSite=Strict (no other site's page sends it), so a form on another
 // site cannot act with it.
 const sessionCookie = "eventkit_session"
+
+// sessionValue is the session cookie's value for token: base64, because a
+// cookie cannot hold every byte a token may (';', '"', a backslash, non-ASCII), and
+// net/http drops the ones it cannot.
+func sessionValue(token string) string { return base64.RawURLEncoding.EncodeToString([]byte(token)) }
 
 // principal is who a request comes from.
 type principal struct {
@@ -42,7 +48,11 @@ func credential(r *http.Request, ui bool) string {
 		if err != nil {
 			return ""
 		}
-		return c.Value
+		secret, err := base64.RawURLEncoding.DecodeString(c.Value)
+		if err != nil {
+			return ""
+		}
+		return string(secret)
 	}
 	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {

@@ -80,7 +80,7 @@ func TestOffsetResetForm(t *testing.T) {
 	post := func(who string, v url.Values) (int, string) {
 		status, body := rf.send("POST", "/groups/billing/offsets", strings.NewReader(v.Encode()), func(r *http.Request) {
 			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			r.AddCookie(&http.Cookie{Name: "eventkit_session", Value: who})
+			r.AddCookie(session(who))
 		})
 		return status, string(body)
 	}
@@ -160,7 +160,7 @@ func TestReplayForm(t *testing.T) {
 	} {
 		status, body := rf.send("POST", "/replays", strings.NewReader(c.form), func(r *http.Request) {
 			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			r.AddCookie(&http.Cookie{Name: "eventkit_session", Value: operatorToken})
+			r.AddCookie(session(operatorToken))
 		})
 		if page := string(body); status != 400 || !strings.Contains(page, c.reason) || !strings.Contains(page, `id="replay-form"`) {
 			t.Errorf("POST /replays %s: %d, want 400 with the form and %q", c.form, status, c.reason)
@@ -175,7 +175,22 @@ func TestReplayForm(t *testing.T) {
 func (f *fixture) page(token, path string) (int, string) {
 	f.t.Helper()
 	status, body := f.send("GET", path, nil, func(r *http.Request) {
-		r.AddCookie(&http.Cookie{Name: "eventkit_session", Value: token})
+		r.AddCookie(session(token))
 	})
 	return status, string(body)
+}
+
+// A replay's filter in the form keeps a value of spaces: dropped, it would
+// widen the replay to the whole topic.
+func TestReplayFormKeepsAKeyOfSpaces(t *testing.T) {
+	rf := newReplayFixture(t, "orders")
+	rf.archivePast("orders", 3)
+	form := url.Values{"action": {"preview"}, "topic": {"orders"}, "key": {"  "}, "target": {"billing"}}.Encode()
+	status, body := rf.send("POST", "/replays", strings.NewReader(form), func(r *http.Request) {
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.AddCookie(session(operatorToken))
+	})
+	if page := string(body); status != http.StatusOK || !strings.Contains(page, `id="matched">0 events match`) {
+		t.Errorf("preview of key %q: %d, want 0 events match: %s", "  ", status, page)
+	}
 }

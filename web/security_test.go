@@ -33,7 +33,7 @@ func authAs(req *http.Request, who string, ui bool) {
 	switch tok := tokenOf(who); {
 	case tok == "":
 	case ui:
-		req.AddCookie(&http.Cookie{Name: "eventkit_session", Value: tok})
+		req.AddCookie(session(tok))
 	default:
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
@@ -97,7 +97,7 @@ func TestSecurityMatrix(t *testing.T) {
 	}
 	// A cookie never authenticates the API, nor a bearer token the UI.
 	status, _ := f.send("GET", "/api/v1/events", nil, func(req *http.Request) {
-		req.AddCookie(&http.Cookie{Name: "eventkit_session", Value: operatorToken})
+		req.AddCookie(session(operatorToken))
 	})
 	if status != 401 {
 		t.Errorf("API with the session cookie: %d, want 401", status)

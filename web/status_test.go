@@ -146,7 +146,7 @@ func TestHaltedPartitionSkippedFromTheUI(t *testing.T) {
 	}
 	// In the UI a viewer sees the banner without the buttons, and may not
 	// post them either.
-	viewer := func(req *http.Request) { req.AddCookie(&http.Cookie{Name: "eventkit_session", Value: viewerToken}) }
+	viewer := func(req *http.Request) { req.AddCookie(session(viewerToken)) }
 	if status, b := rig.send("GET", "/groups/g/status", nil, viewer); status != http.StatusOK || !strings.Contains(string(b), "e-2") || strings.Contains(string(b), "Skip…") {
 		t.Errorf("viewer's status page: %d, buttons shown or no banner: %s", status, b)
 	}
@@ -294,7 +294,7 @@ func TestDeadMemberLeavesTheStatusPage(t *testing.T) {
 	}
 	page := func() string {
 		_, body := f.send("GET", "/groups/g/status?refresh=off", nil, func(req *http.Request) {
-			req.AddCookie(&http.Cookie{Name: "eventkit_session", Value: viewerToken})
+			req.AddCookie(session(viewerToken))
 		})
 		return string(body)
 	}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -119,7 +120,7 @@ func (s *Server) uiLogin(w http.ResponseWriter, r *http.Request) error {
 		s.record(r, principal{name: name, role: role}, "POST /login", "ok")
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: strings.TrimSpace(r.PostForm.Get("token")), Path: "/",
+		Name: sessionCookie, Value: sessionValue(strings.TrimSpace(r.PostForm.Get("token"))), Path: "/",
 		MaxAge: int(sessionMaxAge / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.cfg.secureCookie,
 	})
 	http.Redirect(w, r, next, http.StatusSeeOther)
@@ -133,11 +134,14 @@ func (s *Server) uiLogout(w http.ResponseWriter, r *http.Request) error {
 }
 
 // localPath returns p when it is a path on this server, else /events: a
-// sign-in link must not send the browser elsewhere.
+// sign-in link must not send the browser elsewhere. Browsers read a
+// backslash as a slash and drop tabs and line breaks, so a backslash or a
+// tab after the first slash leads to another host, however the path is
+// cleaned.
 func localPath(p string) string {
 	u, err := url.Parse(p)
-	if err != nil || p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") ||
-		u.Scheme != "" || u.Host != "" {
+	if err != nil || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || u.Scheme != "" || u.Host != "" ||
+		strings.ContainsFunc(p, func(r rune) bool { return r == '\\' || r < 0x20 || r == 0x7f }) {
 		return "/events"
 	}
 	return p
@@ -217,14 +221,11 @@ func rowOf(rec lookback.Record) eventRow {
 	}
 }
 
+// slicesDeleteEmpty drops the blank fields a form sends. A value of
+// spaces is kept: it is a filter (a key may be a space), and dropping it
+// would widen the filter without a word.
 func slicesDeleteEmpty(vs []string) []string {
-	out := vs[:0:0]
-	for _, v := range vs {
-		if strings.TrimSpace(v) != "" {
-			out = append(out, v)
-		}
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(vs), func(v string) bool { return v == "" })
 }
 
 func eventPath(topic string, partition int32, offset int64) string {
@@ -272,12 +273,14 @@ func (s *Server) uiEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	if rec.Key != nil {
 		b.Key = showBytes(rec.Key, 1<<20)
-		if utf8.Valid(rec.Key) && len(rec.Key) > 0 {
-			b.KeyLink = "/events?" + url.Values{"topic": {rec.Topic}, "key": {string(rec.Key)}}.Encode()
+		// Linked only when the events browser can take the key as typed.
+		same := url.Values{"topic": {rec.Topic}, "key": {string(rec.Key)}}
+		if _, err := lookback.ParseQuery(same); err == nil && utf8.Valid(rec.Key) && len(rec.Key) > 0 {
+			b.KeyLink = "/events?" + same.Encode()
 		}
 	}
 	for _, h := range rec.Headers {
-		row := headerRow{Key: h.Key, Value: string(h.Value)}
+		row := headerRow{Key: showBytes([]byte(h.Key), 1<<20), Value: string(h.Value)}
 		if !utf8.Valid(h.Value) {
 			row.Value, row.Base64 = base64.StdEncoding.EncodeToString(h.Value), true
 		}

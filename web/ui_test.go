@@ -5,18 +5,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"image"
 	"image/png"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chromedp/chromedp"
 	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/internal/testkit"
+	"github.com/eventkit/eventkit/lookback"
+	"github.com/eventkit/eventkit/sqlite"
+	"github.com/eventkit/eventkit/web"
 )
 
 // screenshotPath is the picture of the events browser the docs show.
@@ -202,4 +211,104 @@ func samePixel(a, b image.Image, x, y int) bool {
 	r1, g1, b1, a1 := a.At(x, y).RGBA()
 	r2, g2, b2, a2 := b.At(x, y).RGBA()
 	return r1 == r2 && g1 == g2 && b1 == b2 && a1 == a2
+}
+
+// The sign-in's next page stays on this server, whatever a browser makes
+// of it: it reads a backslash as a slash and drops tabs and line breaks.
+func TestSignInStaysOnThisServer(t *testing.T) {
+	f := newFixture(t)
+	for _, next := range []string{`/./\evil.example`, `/a/../\evil.example`, "/\t/evil.example", "/\n/evil.example", "//evil.example", "https://evil.example/"} {
+		resp := postSignIn(t, f.srv.URL, viewerToken, next)
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/events" {
+			t.Errorf("sign-in with next=%q: %d to %q, want 303 to /events", next, resp.StatusCode, loc)
+		}
+	}
+}
+
+// A token the API takes signs in to the UI too, whatever bytes it holds
+// that a cookie cannot.
+func TestSignInWithAnyToken(t *testing.T) {
+	secret := `semi;colon"quote\back-0123456789-ü`
+	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "lookback.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	audit := sqlite.NewAuditLog(db)
+	t.Cleanup(func() { audit.Close() })
+	tokens, err := web.NewTokens(web.Token{Name: "ann", Role: web.Viewer, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(web.New(sqlite.NewArchive(db), audit, tokens, web.Logger(testkit.Logger(t))))
+	t.Cleanup(srv.Close)
+	resp := postSignIn(t, srv.URL, secret, "/topics")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/topics" {
+		t.Fatalf("sign-in: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	req, err := http.NewRequest("GET", srv.URL+"/topics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range resp.Cookies() {
+		req.AddCookie(c)
+	}
+	page, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page.Body.Close()
+	if page.StatusCode != http.StatusOK || page.Request.URL.Path != "/topics" {
+		t.Errorf("signed in, GET /topics ends at %s with %d: the cookie does not hold the token", page.Request.URL.Path, page.StatusCode)
+	}
+}
+
+// The event page links the events with the same key only when that link
+// finds them: a key of spaces is a filter like any other, and a key the
+// events browser cannot take (a NUL byte, too long) gets no link.
+func TestSameKeyLink(t *testing.T) {
+	f := newFixture(t)
+	f.append(
+		cloudEvent("orders", 0, 1, " ", "t", `{"n":1}`),
+		cloudEvent("orders", 0, 2, "other-key", "t", `{"n":2}`),
+		cloudEvent("orders", 0, 3, "a\x00b", "t", `{"n":3}`),
+		cloudEvent("orders", 0, 4, strings.Repeat("k", 5000), "t", `{"n":4}`),
+	)
+	keyLink := func(path string) string {
+		status, page := f.page(viewerToken, path)
+		if status != http.StatusOK {
+			t.Fatalf("%s: %d", path, status)
+		}
+		m := regexp.MustCompile(`<dt>Key</dt><dd><a href="([^"]*)"`).FindStringSubmatch(page)
+		if m == nil {
+			return ""
+		}
+		return html.UnescapeString(m[1])
+	}
+	link := keyLink("/events/orders/0/1")
+	if link == "" {
+		t.Fatal("no link for the key of one space")
+	}
+	status, list := f.page(viewerToken, link)
+	if status != http.StatusOK || !strings.Contains(list, "/events/orders/0/1") || strings.Contains(list, "/events/orders/0/2") {
+		t.Errorf("GET %s: %d, want the event with key \" \" and no other", link, status)
+	}
+	for _, path := range []string{"/events/orders/0/3", "/events/orders/0/4"} {
+		if link := keyLink(path); link != "" {
+			t.Errorf("%s links %.60q…, which the events browser refuses", path, link)
+		}
+	}
+}
+
+// Header names that are not UTF-8 show as base64, as their values do: two
+// such names stay apart, and the page stays UTF-8 as it says.
+func TestHeaderNamesNotUTF8(t *testing.T) {
+	f := newFixture(t)
+	f.append(lookback.NewRecord("orders", 0, 1, t0, []byte("k"), []byte(`{}`), []eventkit.Header{
+		{Key: "\xff\xfe", Value: []byte("a")}, {Key: "\xfe\xff", Value: []byte("b")},
+	}))
+	status, page := f.page(viewerToken, "/events/orders/0/1")
+	if status != http.StatusOK || !utf8.ValidString(page) || !strings.Contains(page, "base64://4") || !strings.Contains(page, "base64:/v8") {
+		t.Errorf("event page: %d, UTF-8 %t, want both names in base64", status, utf8.ValidString(page))
+	}
 }
