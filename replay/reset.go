@@ -161,8 +161,14 @@ func PlanReset(ctx context.Context, adm *kadm.Client, req ResetRequest) (Plan, e
 	var atTime kadm.ListedOffsets
 	if req.ToTime != nil {
 		// Kafka reads a negative time as a named offset (-1 latest, -2
-		// earliest); every record comes after a time before 1970.
-		if atTime, err = adm.ListOffsetsAfterMilli(ctx, max(req.ToTime.UnixMilli(), 0), topics...); err != nil {
+		// earliest); every record comes after a time before 1970. Record
+		// times are whole milliseconds: the first at or after a time within
+		// one is at the next.
+		ms := req.ToTime.UnixMilli()
+		if req.ToTime.After(time.UnixMilli(ms)) {
+			ms++
+		}
+		if atTime, err = adm.ListOffsetsAfterMilli(ctx, max(ms, 0), topics...); err != nil {
 			return Plan{}, fmt.Errorf("list offsets at %s: %w", req.ToTime.Format(time.RFC3339), err)
 		}
 	}

@@ -102,6 +102,8 @@ func TestPlanReset(t *testing.T) {
 			map[string]row{"orders/0": {6, 3, 4, 7}, "orders/1": {-1, 3, 8, 7}}},
 		{"to time between records", replay.ResetRequest{ToTime: ptr(t0.Add(3*time.Minute + time.Second))},
 			map[string]row{"orders/0": {6, 4, 4, 6}, "orders/1": {-1, 4, 8, 6}}},
+		{"to time half a millisecond after a record", replay.ResetRequest{ToTime: ptr(t0.Add(3*time.Minute + 500*time.Microsecond))},
+			map[string]row{"orders/0": {6, 4, 4, 6}, "orders/1": {-1, 4, 8, 6}}},
 		{"to time after the last record", replay.ResetRequest{ToTime: ptr(t0.Add(time.Hour))},
 			map[string]row{"orders/0": {6, 10, 4, 0}, "orders/1": {-1, 10, 8, 0}}},
 		{"to time before the first kept record", replay.ResetRequest{ToTime: ptr(t0.Add(-time.Hour))},
