@@ -73,6 +73,11 @@ type Status struct {
 	cfg     statusCfg
 	cl      atomic.Pointer[kgo.Client]
 
+	// started is when Run began, on the wall clock: a record stamped
+	// before it was read back from the window. Set and read by Run's
+	// goroutine only.
+	started time.Time
+
 	mu     sync.Mutex
 	groups map[string]map[string]*member // group → member id → member
 }
@@ -101,6 +106,7 @@ func NewStatus(brokers []string, opts ...StatusOpt) (*Status, error) {
 // follows eventkit.status until ctx ends. The board's one client and its
 // goroutines end before Run returns.
 func (s *Status) Run(ctx context.Context) error {
+	s.started = time.Now()
 	start := s.cfg.now().Add(-s.cfg.window)
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(s.brokers...),
@@ -156,13 +162,23 @@ func (s *Status) observeRecord(r *kgo.Record) {
 // observe keeps st as its member's latest status; a leaving status drops
 // the member. A status already older than its member's expiry when read
 // (read back from the window at start) is only a leftover of a member
-// that may be long gone, and is not kept. That age is measured on the wall
-// clock, as the record's timestamp is; silence afterwards on the board's.
+// that may be long gone, and is not kept; one that is younger has been
+// silent for its age already, which counts towards its expiry. That age is
+// measured on the wall clock, as the record's timestamp is; silence
+// afterwards on the board's.
 func (s *Status) observe(st eventkit.AgentStatus, at time.Time) {
-	if !at.IsZero() && time.Since(at) > expiry(st) && !st.Leaving {
+	var age time.Duration
+	if !at.IsZero() {
+		age = time.Since(at)
+	}
+	if age > expiry(st) && !st.Leaving {
 		return
 	}
 	now := s.cfg.now()
+	seen := now
+	if at.Before(s.started) {
+		seen = now.Add(-max(age, 0))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := s.groups[st.Group]
@@ -177,7 +193,7 @@ func (s *Status) observe(st eventkit.AgentStatus, at time.Time) {
 	if m := g[st.MemberID]; m != nil && st.UpdatedAt.Before(m.st.UpdatedAt) {
 		return // an older report read after a newer one
 	}
-	g[st.MemberID] = &member{st: st, seen: now}
+	g[st.MemberID] = &member{st: st, seen: seen}
 }
 
 func expiry(st eventkit.AgentStatus) time.Duration {

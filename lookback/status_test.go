@@ -187,3 +187,38 @@ func TestStatusBoardSendsCommands(t *testing.T) {
 	testkit.WaitCommitted(t, cl, "g", "orders", map[int32]int64{0: 4}, 30*time.Second)
 }
 func noop(context.Context, *eventkit.Event) error { return nil }
+
+// A status read back from the window when the board starts has already
+// been silent for its age: its member is gone three intervals after the
+// status was sent, not three intervals after the board read it.
+func TestStatusBoardCountsTheAgeOfWhatItReadsBack(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	if err := b.CreateTopic(eventkit.StatusTopic, 1); err != nil {
+		t.Fatal(err)
+	}
+	cl := testkit.Client(t, b.Addr())
+	// 8 s old: read back well within its expiry of 15 s, however slow the
+	// machine.
+	sent := time.Now().Add(-8 * time.Second)
+	st := eventkit.AgentStatus{Group: "g", MemberID: "old", Host: "h", UpdatedAt: sent, Interval: eventkit.Duration(5 * time.Second)}
+	data, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := kafka.RecordOf(eventkit.StatusTopic, &eventkit.Event{ID: "s1", Source: "/test", Type: eventkit.TypeAgentStatus, Time: sent, Key: []byte("g"), Data: data})
+	r.Timestamp = sent
+	testkit.Produce(t, cl, r)
+
+	clock := &fakeClock{now: time.Now()}
+	board := statusBoard(t, b, lookback.StatusClock(clock.Now))
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if len(board.Group("g")) != 1 {
+			return errors.New("status not read back")
+		}
+		return nil
+	})
+	clock.Add(8 * time.Second) // 16 s after it was sent: past three intervals
+	if ms := board.Group("g"); len(ms) != 0 {
+		t.Errorf("member listed 16 s after its last status, three intervals of 5 s: %+v", ms)
+	}
+}
