@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -30,6 +32,8 @@ type offsetsResetFlags struct {
 	dryRun     bool
 	execute    bool
 	json       bool
+	lookback   string
+	token      string
 }
 
 func newOffsetsResetCmd(s *streams) *cobra.Command {
@@ -47,11 +51,18 @@ partition the committed offset ("-" where the group never committed), the
 new one, and the lag before and after. Kafka only moves the offsets of an
 empty group: stop the group's consumers first.
 
+With --lookback URL and an operator's --token, the lookback service plans
+and moves the offsets through its API (POST /api/v1/groups/{group}/offsets)
+and its audit log records the change under the token's name; no --brokers
+needed. Without it, the change goes straight to Kafka and is audited
+nowhere.
+
 With --json it prints {"executed": bool, "plan": [{"topic", "partition",
 "current", "new", "lag_before", "lag_after"}]}, with -1 where the table
 shows "-".`,
 		Example: `  eventkit offsets reset --group billing --to-time 2024-05-01T10:00:00Z
-  eventkit offsets reset --group billing --topic payments --partitions 0,1 --shift-by -100 --execute`,
+  eventkit offsets reset --group billing --topic payments --partitions 0,1 --shift-by -100 --execute
+  EVENTKIT_TOKEN=... eventkit offsets reset --lookback http://127.0.0.1:8080 --group billing --to-earliest --execute`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req, err := f.request(cmd)
@@ -74,6 +85,8 @@ shows "-".`,
 	fl.BoolVar(&f.dryRun, "dry-run", false, "only print the plan (the default)")
 	fl.BoolVar(&f.execute, "execute", false, "commit the new offsets")
 	fl.BoolVar(&f.json, "json", false, "print JSON")
+	fl.StringVar(&f.lookback, "lookback", "", "a lookback service's address, http://HOST:PORT, which resets through its API and audits it")
+	fl.StringVar(&f.token, "token", "", "with --lookback: an operator's bearer token")
 	commandLineOnly(fl, "partitions", "dry-run", "execute")
 	_ = cmd.MarkFlagRequired("group")
 	return cmd
@@ -118,20 +131,9 @@ func (f *offsetsResetFlags) request(cmd *cobra.Command) (replay.ResetRequest, er
 }
 
 func (f *offsetsResetFlags) run(ctx context.Context, s *streams, req replay.ResetRequest) error {
-	cl, err := f.kafka.connect(ctx)
+	plan, err := f.reset(ctx, req)
 	if err != nil {
 		return err
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	plan, err := replay.PlanReset(ctx, adm, req)
-	if err != nil {
-		return err
-	}
-	if f.execute {
-		if plan, err = replay.ExecuteReset(ctx, adm, plan); err != nil {
-			return err
-		}
 	}
 	if f.json {
 		if plan.Rows == nil {
@@ -145,6 +147,35 @@ func (f *offsetsResetFlags) run(ctx context.Context, s *streams, req replay.Rese
 		return err
 	}
 	return resetTable(s.out, plan)
+}
+
+// reset plans req and, with --execute, executes the plan: through the
+// lookback service's API with --lookback, else on Kafka itself.
+func (f *offsetsResetFlags) reset(ctx context.Context, req replay.ResetRequest) (replay.Plan, error) {
+	if f.lookback != "" {
+		api, err := newLookbackAPI(f.lookback, f.token)
+		if err != nil {
+			return replay.Plan{}, &exitCodeError{code: exitUsage, err: err}
+		}
+		body := struct {
+			replay.ResetRequest
+			DryRun bool `json:"dry_run"`
+		}{req, !f.execute}
+		plan := replay.Plan{Group: req.Group}
+		err = api.do(ctx, http.MethodPost, "/api/v1/groups/"+url.PathEscape(req.Group)+"/offsets", body, http.StatusOK, &plan)
+		return plan, err
+	}
+	cl, err := f.kafka.connect(ctx)
+	if err != nil {
+		return replay.Plan{}, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	plan, err := replay.PlanReset(ctx, adm, req)
+	if err != nil || !f.execute {
+		return plan, err
+	}
+	return replay.ExecuteReset(ctx, adm, plan)
 }
 
 func resetTable(w io.Writer, plan replay.Plan) error {

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,4 +138,66 @@ func TestOffsetsReset(t *testing.T) {
 		}
 	})
 
+}
+
+// With --lookback the reset goes through lookback's API: the same plan and
+// output, the change audited under the token's name, a viewer refused.
+func TestOffsetsResetThroughLookback(t *testing.T) {
+	addr, cl := ordersTopic(t, 1, 10)
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 8, LeaderEpoch: -1})
+	if err := kadm.NewClient(cl).CommitAllOffsets(t.Context(), "billing", offs); err != nil {
+		t.Fatal(err)
+	}
+	const operator, viewer = "alice-secret-0123456789", "bob-secret-0123456789"
+	listen := freeAddr(t)
+	p := startEnv(t, []string{"EVENTKIT_TOKENS=alice:operator:" + operator + ",bob:viewer:" + viewer},
+		"lookback", "serve", "--brokers", addr, "--db", archiveDB(t, 0), "--listen", listen, "--retention", "0")
+	p.until("ready")
+	base := "http://" + listen
+	reset := func(env []string, args ...string) result {
+		return run(t, env, "", append([]string{"offsets", "reset", "--lookback", base, "--group", "billing"}, args...)...)
+	}
+
+	r := reset(nil, "--token", operator, "--shift-by", "-3")
+	if r.code != 0 || !strings.HasSuffix(r.stdout, "dry run: nothing changed; add --execute\n") || committed(t, cl, "billing", "orders") != 8 {
+		t.Fatalf("dry run: exit %d, printed %q; stderr %s", r.code, r.stdout, r.stderr)
+	}
+	r = reset([]string{"EVENTKIT_TOKEN=" + operator}, "--shift-by", "-3", "--execute", "--json")
+	var plan replay.Plan
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &plan) != nil || !plan.Executed ||
+		!reflect.DeepEqual(plan.Rows, []replay.Move{{Topic: "orders", Partition: 0, Current: 8, New: 5, LagBefore: 2, LagAfter: 5}}) {
+		t.Fatalf("execute: exit %d, printed %q; stderr %s", r.code, r.stdout, r.stderr)
+	}
+	if got := committed(t, cl, "billing", "orders"); got != 5 {
+		t.Fatalf("after --execute the group committed %d, want 5", got)
+	}
+	checkFails(t, reset(nil, "--token", viewer, "--to-latest", "--execute"), 1, "403 Forbidden")
+	checkFails(t, reset(nil, "--to-latest"), 2, "needs an operator's token")
+
+	api, err := newLookbackAPI(base, operator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audit struct {
+		Entries []struct {
+			Actor, Action string
+			Detail        map[string]any
+		}
+	}
+	if err := api.do(t.Context(), http.MethodGet, "/api/v1/audit?action="+url.QueryEscape("POST /api/v1/groups/{group}/offsets"), nil, http.StatusOK, &audit); err != nil {
+		t.Fatal(err)
+	}
+	executed := 0
+	for _, e := range audit.Entries {
+		if e.Actor == "alice" && e.Detail["executed"] == true {
+			executed++
+		}
+	}
+	if executed != 1 {
+		t.Errorf("audit log %+v: want alice's executed reset once", audit.Entries)
+	}
+	if code := p.signal(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d after SIGTERM; stderr: %s", code, p.stderr.String())
+	}
 }
