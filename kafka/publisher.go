@@ -80,7 +80,8 @@ func NewPublisher(cl *kgo.Client, opts ...PublisherOpt) *Publisher {
 // Type is refused before anything is written: the binding requires one.
 //
 // The trace context of ctx, if any, goes into each record's headers through
-// the [Propagator], replacing trace headers the event carried.
+// the [Propagator], replacing every trace header the event carried
+// (traceparent, tracestate, baggage); without one, the event's own go.
 func (p *Publisher) Publish(ctx context.Context, topic string, evs ...*eventkit.Event) error {
 	if topic == "" {
 		return errors.New("publish: no topic")
@@ -91,7 +92,7 @@ func (p *Publisher) Publish(ctx context.Context, topic string, evs ...*eventkit.
 			return fmt.Errorf("publish to %s: event %d: %w", topic, i, err)
 		}
 		rs[i] = RecordOf(topic, ev)
-		p.prop.Inject(ctx, (*RecordCarrier)(rs[i]))
+		injectTrace(ctx, p.prop, rs[i])
 	}
 	if err := p.cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)

@@ -3,8 +3,10 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
+	"github.com/eventkit/eventkit"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -53,6 +55,42 @@ func (c *RecordCarrier) Keys() []string {
 		keys[i] = h.Key
 	}
 	return keys
+}
+
+// Trace is a context's trace context as a propagator writes it.
+type Trace struct {
+	// Headers are the headers the propagator writes; empty when the context
+	// carries no trace context.
+	Headers propagation.MapCarrier
+	// Replaces names every header that belongs to a trace context: W3C's
+	// and the propagator's. A carrier that takes Headers drops these first,
+	// so that no tracestate or baggage of another trace rides along with
+	// the new traceparent (a propagator writes tracestate and baggage only
+	// when they are not empty).
+	Replaces []string
+}
+
+// TraceOf returns ctx's trace context as prop writes it.
+func TraceOf(ctx context.Context, prop propagation.TextMapPropagator) Trace {
+	t := Trace{Headers: propagation.MapCarrier{}}
+	prop.Inject(ctx, t.Headers)
+	if len(t.Headers) > 0 {
+		t.Replaces = append(slices.Clone(eventkit.TraceHeaders), prop.Fields()...)
+	}
+	return t
+}
+
+// injectTrace writes ctx's trace context into r's headers, replacing the
+// trace headers r carried; when ctx carries none, r keeps its own.
+func injectTrace(ctx context.Context, prop propagation.TextMapPropagator, r *kgo.Record) {
+	t := TraceOf(ctx, prop)
+	if len(t.Headers) == 0 {
+		return
+	}
+	r.Headers = slices.DeleteFunc(r.Headers, func(h kgo.RecordHeader) bool { return slices.Contains(t.Replaces, h.Key) })
+	for _, k := range slices.Sorted(maps.Keys(t.Headers)) {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: []byte(t.Headers[k])})
+	}
 }
 
 // DefaultPropagator is the propagator eventkit's agent, relay and

@@ -20,6 +20,10 @@ func TestPublishWritesTheTraceContext(t *testing.T) {
 		{Key: "traceparent", Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")},
 		{Key: "tenant", Value: []byte("acme")},
 		{Key: "traceparent", Value: []byte("00-11111111111111111111111111111111-2222222222222222-01")},
+		// Of the stale trace too: the span has no tracestate or baggage to
+		// write over them, and they must not ride along with its traceparent.
+		{Key: "tracestate", Value: []byte("othervendor=stale")},
+		{Key: "baggage", Value: []byte("user=from-elsewhere")},
 	}}
 	sc := testkit.PublishTraced(t, testkit.Client(t, b.Addr()), tp, "orders", ev)
 
@@ -34,8 +38,8 @@ func TestPublishWritesTheTraceContext(t *testing.T) {
 	if len(got) != 1 || got[0] != want {
 		t.Fatalf("record traceparent headers %q, want one: %q", got, want)
 	}
-	if c := (*kafka.RecordCarrier)(r); c.Get("tenant") != "acme" {
-		t.Fatalf("other headers lost: %+v", r.Headers)
+	if c := (*kafka.RecordCarrier)(r); c.Get("tenant") != "acme" || c.Get("tracestate") != "" || c.Get("baggage") != "" {
+		t.Fatalf("headers %+v: want tenant kept, the stale tracestate and baggage gone", r.Headers)
 	}
 }
 

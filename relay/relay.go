@@ -49,6 +49,7 @@ import (
 	"time"
 
 	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/kafka"
 	"go.opentelemetry.io/otel/propagation"
 )
 
@@ -105,7 +106,17 @@ func (h *Handler) Handle(ctx context.Context, ev *eventkit.Event) error {
 		return eventkit.Retry(fmt.Errorf("POST %s: %w", h.redacted, err))
 	}
 	req.Header = header(ctx, ev)
-	h.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	// The agent's trace context, when it has one, replaces the record's
+	// whole: a tracestate or baggage of the record's must not ride along
+	// with another trace's traceparent.
+	if t := kafka.TraceOf(ctx, h.prop); len(t.Headers) > 0 {
+		for _, k := range t.Replaces {
+			req.Header.Del(k)
+		}
+		for k, v := range t.Headers {
+			req.Header.Set(k, v)
+		}
+	}
 
 	resp, err := h.client.Do(req)
 	if err != nil {

@@ -56,3 +56,27 @@ func TestRelayCarriesTheTraceToTheApplication(t *testing.T) {
 		})
 	}
 }
+
+// When the agent's context carries a trace, it replaces the record's whole:
+// the record's tracestate and baggage, of another trace, do not reach the
+// application next to the agent's traceparent.
+func TestRelayReplacesTheRecordsTraceContext(t *testing.T) {
+	tp, _ := testkit.Tracing(t)
+	var in inbox
+	app := endpoint(t, func(w http.ResponseWriter, r *http.Request) { in.record(t, r) })
+	h := newRelay(t, app.URL, relay.Propagator(testkit.Propagation))
+	ctx, span := tp.Tracer("agent").Start(t.Context(), "process orders")
+	defer span.End()
+	ev := &eventkit.Event{ID: "o-1", Type: "order.created", Source: "/shop", Headers: []eventkit.Header{
+		{Key: "traceparent", Value: []byte("00-11111111111111111111111111111111-2222222222222222-01")},
+		{Key: "tracestate", Value: []byte("othervendor=stale")},
+	}}
+	if err := h.Handle(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	got := in.all()[0].header
+	sc := span.SpanContext()
+	if tp := got.Get("traceparent"); tp != fmt.Sprintf("00-%s-%s-01", sc.TraceID(), sc.SpanID()) || got.Get("tracestate") != "" {
+		t.Fatalf("the application got traceparent %q, tracestate %q: want the agent's span and no tracestate", tp, got.Get("tracestate"))
+	}
+}
