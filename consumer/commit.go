@@ -93,12 +93,24 @@ func (c *Consumer) commitLocked(ctx context.Context, cl *kgo.Client, ps []*parti
 	})
 }
 
+// updateLag sets each partition's lag from where it stands: after what it
+// processed, else at the offset the group committed (its own or one it
+// inherited), else at the first record it fetched. A partition that has
+// processed nothing yet, its first event retrying or halted, shows its
+// whole backlog.
 func (c *Consumer) updateLag(ps []*partition) {
+	var inherited groupCommits
 	for _, p := range ps {
 		p.mu.Lock()
 		pos := p.processed
 		if pos < 0 {
 			pos = p.committed
+		}
+		if pos < 0 {
+			pos = inherited.of(c, p)
+		}
+		if pos < 0 && len(p.window) > 0 {
+			pos = p.window[0].rec.Offset
 		}
 		hwm := p.hwm
 		p.mu.Unlock()

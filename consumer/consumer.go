@@ -155,7 +155,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	}
 	c.metrics, err = newMetrics(c.cfg.registerer, c.cfg.group,
 		func() float64 { return float64(c.inFlight.Load()) },
-		func() float64 { return float64(len(c.Halted())) })
+		func() float64 { return float64(c.haltedPartitions()) })
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}

@@ -20,20 +20,12 @@ func (c *Consumer) Status() eventkit.AgentStatus {
 		Partitions: []eventkit.PartitionStatus{}, Halted: []eventkit.HaltStatus{},
 	}
 	c.mu.RUnlock()
-	// Until this member commits a partition, its committed offset is the
-	// one the group had when the partition came here, which franz-go
-	// fetched; everything before it was done by earlier owners.
-	var fetched map[string]map[int32]kgo.EpochOffset
+	var inherited groupCommits
 	for _, p := range c.snapshot() {
 		p.mu.Lock()
 		ps := eventkit.PartitionStatus{Topic: p.topic, Partition: p.id, Processed: p.processed, Committed: p.committed, End: p.hwm}
-		if cl := c.cl.Load(); ps.Committed < 0 && cl != nil {
-			if fetched == nil {
-				fetched = cl.CommittedOffsets()
-			}
-			if o, ok := fetched[p.topic][p.id]; ok && o.Offset >= 0 {
-				ps.Committed = o.Offset
-			}
+		if ps.Committed < 0 {
+			ps.Committed = inherited.of(c, p)
 		}
 		if ps.Processed < 0 {
 			ps.Processed = ps.Committed
@@ -50,6 +42,42 @@ func (c *Consumer) Status() eventkit.AgentStatus {
 	sortHalts(s.Halted)
 	s.Commands = c.outcomes()
 	return s
+}
+
+// groupCommits reads the offsets the group had committed when its
+// partitions came to this member, which franz-go fetched: until this
+// member commits a partition, that is its committed offset, since
+// everything before it was done by earlier owners. Read once, when first
+// needed.
+type groupCommits map[string]map[int32]kgo.EpochOffset
+
+// of returns p's inherited committed offset, or -1.
+func (g *groupCommits) of(c *Consumer, p *partition) int64 {
+	cl := c.cl.Load()
+	if cl == nil {
+		return -1
+	}
+	if *g == nil {
+		*g = cl.CommittedOffsets()
+	}
+	if o, ok := (*g)[p.topic][p.id]; ok && o.Offset >= 0 {
+		return o.Offset
+	}
+	return -1
+}
+
+// haltedPartitions counts the partitions holding a halt; under ByKey and
+// Unordered one may hold several.
+func (c *Consumer) haltedPartitions() int {
+	n := 0
+	for _, p := range c.snapshot() {
+		p.mu.Lock()
+		if len(p.halts) > 0 {
+			n++
+		}
+		p.mu.Unlock()
+	}
+	return n
 }
 
 // Halted lists the events that used up their retries and wait for an

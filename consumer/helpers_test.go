@@ -121,9 +121,18 @@ func counterValue(t testing.TB, g prometheus.Gatherer, name, label, value string
 
 func gaugeValue(t testing.TB, g prometheus.Gatherer, name string) float64 {
 	t.Helper()
-	mfs, err := g.Gather()
+	v, err := gauge(g, name)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return v
+}
+
+// gauge sums the gauge name over its series, or fails when it has none.
+func gauge(g prometheus.Gatherer, name string) (float64, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0, err
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name {
@@ -131,11 +140,10 @@ func gaugeValue(t testing.TB, g prometheus.Gatherer, name string) float64 {
 			for _, m := range mf.GetMetric() {
 				sum += m.GetGauge().GetValue()
 			}
-			return sum
+			return sum, nil
 		}
 	}
-	t.Fatalf("no metric %s", name)
-	return 0
+	return 0, fmt.Errorf("no metric %s", name)
 }
 
 // consumeAll reads n records of topic from the start without a group.

@@ -61,7 +61,9 @@ type doneBatch struct {
 // marked at once rather than batched.
 const slowCall = time.Millisecond
 
-func (b *doneBatch) add(c *Consumer, p *partition, it *item, now time.Time, took time.Duration) {
+// add reports whether it marked the batch, which is work of the agent's
+// own, outside any handler call.
+func (b *doneBatch) add(c *Consumer, p *partition, it *item, now time.Time, took time.Duration) bool {
 	if b.n == 0 {
 		b.first = now
 	}
@@ -76,7 +78,9 @@ func (b *doneBatch) add(c *Consumer, p *partition, it *item, now time.Time, took
 		if resync {
 			c.syncFetch(p.topic, p.id)
 		}
+		return true
 	}
+	return false
 }
 
 // flushLocked marks the batch done; the caller holds p.mu and passes the
@@ -115,8 +119,10 @@ func (c *Consumer) runLane(l *lane, worker int) {
 		stats   runStats
 		done    doneBatch
 	)
-	// One clock read per event: each call's end is the next one's start.
-	last := time.Now()
+	// One clock read per event: each call's end is the next one's start,
+	// unless the agent did work of its own in between (a dead letter, a
+	// retry, a batch marked done), which is not the handler's time.
+	last := c.cfg.now()
 loop:
 	for ; i < len(batch); i++ {
 		it := batch[i]
@@ -124,7 +130,7 @@ loop:
 			break
 		}
 		err := c.call(p, it)
-		now := time.Now()
+		now := c.cfg.now()
 		took := now.Sub(last)
 		stats.attempts++
 		stats.latency.observe(took.Seconds())
@@ -132,11 +138,17 @@ loop:
 		switch eventkit.FlagOf(err) {
 		case eventkit.FlagNone:
 			stats.success++
-			done.add(c, p, it, now, took)
+			if done.add(c, p, it, now, took) {
+				last = c.cfg.now()
+			}
 			continue
 		case eventkit.FlagWarn:
-			if c.warn(p, it, err) {
+			ok := c.warn(p, it, err)
+			if ok {
 				done.add(c, p, it, now, took)
+			}
+			last = c.cfg.now()
+			if ok {
 				continue
 			}
 			// Not parked on the dead-letter topic: retry rather than lose it.
@@ -168,6 +180,7 @@ loop:
 			}
 			detach = append(detach, parked{nl, d})
 			batch[i] = nil
+			last = c.cfg.now()
 			continue
 		}
 		halted, parkFor = h, d

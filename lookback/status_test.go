@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,24 +15,6 @@ import (
 	"github.com/eventkit/eventkit/lookback"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// fakeClock stands still until the test moves it.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func statusBoard(t *testing.T, b *kafka.Broker, opts ...lookback.StatusOpt) *lookback.Status {
 	t.Helper()
@@ -70,7 +51,7 @@ const statusEvery = 200 * time.Millisecond
 func TestStatusBoardMembersComeAndGo(t *testing.T) {
 	b := testkit.Broker(t, 2, "orders")
 	cl := testkit.Client(t, b.Addr())
-	clock := &fakeClock{now: time.Now()}
+	clock := testkit.NewClock(time.Now())
 	board := statusBoard(t, b, lookback.StatusClock(clock.Now))
 	agentOpts := []consumer.Opt{consumer.StatusInterval(statusEvery)}
 	a := testkit.Go(t, testkit.Agent(t, b, "g", "orders", eventkit.HandlerFunc(noop), agentOpts...).Run)
@@ -209,7 +190,7 @@ func TestStatusBoardCountsTheAgeOfWhatItReadsBack(t *testing.T) {
 	r.Timestamp = sent
 	testkit.Produce(t, cl, r)
 
-	clock := &fakeClock{now: time.Now()}
+	clock := testkit.NewClock(time.Now())
 	board := statusBoard(t, b, lookback.StatusClock(clock.Now))
 	testkit.Eventually(t, 30*time.Second, func() error {
 		if len(board.Group("g")) != 1 {

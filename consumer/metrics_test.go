@@ -1,0 +1,130 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/consumer"
+	"github.com/eventkit/eventkit/internal/testkit"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// The handler duration is the handler's: the agent's own work between two
+// calls, here a dead-letter produce that takes an hour by the agent's
+// clock, is not added to the next call.
+func TestHandlerDurationIsTheHandlers(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders", "orders.dlq")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 2, nil)...)
+	clock := testkit.NewClock(time.Now())
+	produced := make(chan struct{}, 1)
+	// The agent's only produce (no control plane, no replay topic) is the
+	// dead letter of e-0.
+	b.Cluster().ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		b.Cluster().KeepControl()
+		clock.Add(time.Hour)
+		select {
+		case produced <- struct{}{}:
+		default:
+		}
+		return nil, nil, false
+	})
+	reg := prometheus.NewRegistry()
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		if ev.ID == "e-0" {
+			return eventkit.Warn(errors.New("bad card"))
+		}
+		return nil
+	}), consumer.Registerer(reg), consumer.Clock(clock.Now), consumer.DeadLetterTopic("orders.dlq"),
+		consumer.ReplayTopic(false), consumer.ControlPlane(false))
+	run := testkit.Go(t, c.Run)
+	committedAt(t, cl, "g", "orders", map[int32]int64{0: 2})
+	select {
+	case <-produced:
+	default:
+		t.Fatal("no dead letter produced")
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := uint64(0)
+	for _, mf := range mfs {
+		if mf.GetName() == "eventkit_consumer_handler_duration_seconds" {
+			for _, m := range mf.GetMetric() {
+				h := m.GetHistogram()
+				calls += h.GetSampleCount()
+				if h.GetSampleSum() != 0 {
+					t.Errorf("handler time %v s for calls that took none by the agent's clock", h.GetSampleSum())
+				}
+			}
+		}
+	}
+	if calls != 2 {
+		t.Errorf("%d calls measured, want 2", calls)
+	}
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Before anything is processed, the lag counts from the group's committed
+// offset: a first event stuck retrying or halted shows the whole backlog
+// behind it, which is when a lag alert should fire.
+func TestLagBeforeAnythingIsProcessed(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 10, nil)...)
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 2, LeaderEpoch: -1})
+	if err := kadm.NewClient(cl).CommitAllOffsets(t.Context(), "g", offs); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		return eventkit.Retry(errors.New("db down"))
+	}), consumer.Registerer(reg), consumer.MaxRetries(0), consumer.HaltPolicy(consumer.PausePartition),
+		consumer.ReplayTopic(false), consumer.ControlPlane(false))
+	run := testkit.Go(t, c.Run)
+	testkit.Eventually(t, 20*time.Second, func() error {
+		if lag, err := gauge(reg, "eventkit_consumer_lag"); err != nil || lag != 8 {
+			return fmt.Errorf("lag %v (%v), want the 8 records after the committed offset 2", lag, err)
+		}
+		return nil
+	})
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The halted-partitions gauge counts partitions: under ByKey one partition
+// may hold halts of several keys.
+func TestHaltedPartitionsCountsPartitions(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 4, func(i int) []byte { return []byte{'a' + byte(i%2)} })...)
+	reg := prometheus.NewRegistry()
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		return eventkit.Retry(errors.New("db down"))
+	}), consumer.Registerer(reg), consumer.MaxRetries(0), consumer.HaltPolicy(consumer.PausePartition),
+		consumer.Ordering(consumer.ByKey), consumer.ReplayTopic(false), consumer.ControlPlane(false))
+	run := testkit.Go(t, c.Run)
+	testkit.Eventually(t, 20*time.Second, func() error {
+		if n := len(c.Halted()); n != 2 {
+			return fmt.Errorf("%d halts, want 2 (keys a and b of orders/0)", n)
+		}
+		return nil
+	})
+	if g := gaugeValue(t, reg, "eventkit_consumer_halted_partitions"); g != 1 {
+		t.Errorf("halted partitions %v with one partition paused, want 1", g)
+	}
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
