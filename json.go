@@ -48,7 +48,7 @@ type replayJSON struct {
 }
 
 // MarshalJSON writes the event as lookback's API shows it, every field of
-// DESIGN.md's shape present (an absent time is null). Data is embedded
+// its shape present (an absent time is null; see docs/lookback.md). Data is embedded
 // as JSON when the value parses as JSON ("data_encoding": "json"), else as
 // base64; a null value (a tombstone) is null without a data_encoding, which
 // tells it from a value that is the JSON text null. A key or header value that is not UTF-8
