@@ -102,18 +102,21 @@ func (c *Consumer) updateLag(ps []*partition) {
 	var inherited groupCommits
 	for _, p := range ps {
 		p.mu.Lock()
-		pos := p.processed
+		pos, first := p.processed, int64(-1)
 		if pos < 0 {
 			pos = p.committed
 		}
-		if pos < 0 {
-			pos = inherited.of(c, p)
-		}
-		if pos < 0 && len(p.window) > 0 {
-			pos = p.window[0].rec.Offset
+		if len(p.window) > 0 {
+			first = p.window[0].rec.Offset
 		}
 		hwm := p.hwm
 		p.mu.Unlock()
+		if pos < 0 { // asked outside p.mu: it takes franz-go's group lock
+			pos = inherited.of(c, p)
+		}
+		if pos < 0 {
+			pos = first
+		}
 		if pos >= 0 && hwm >= 0 {
 			p.m.lag.Set(float64(max(hwm-pos, 0)))
 		}
