@@ -78,6 +78,9 @@ func (m *MemoryStore) shard(key string) (memoryKey, *memoryShard) {
 
 // Claim implements [Store].
 func (m *MemoryStore) Claim(_ context.Context, r ClaimRequest) (Outcome, error) {
+	if err := CheckClaim(r); err != nil {
+		return Outcome{}, err
+	}
 	k, s := m.shard(r.Key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -97,7 +100,7 @@ func (m *MemoryStore) Claim(_ context.Context, r ClaimRequest) (Outcome, error) 
 	rec.takenOver = rec.state == Claimed
 	rec.state = Claimed
 	rec.owner = s.ownerID(r.Owner)
-	rec.token++
+	rec.token = max(rec.token+1, r.Now.UnixNano()) // see Claim.Token
 	rec.attempt++
 	rec.until = r.Until.UnixNano()
 	rec.expire = r.Expire.UnixNano()

@@ -105,11 +105,21 @@ func MarkedDone(ctx context.Context, c Claim) {
 }
 
 // SetResult stores b with the done record when the handler succeeds; later
-// claims of the key find it in [Outcome.Result].
+// claims of the key find it in [Outcome.Result]. With a transactional mark
+// (the SQL stores' CompleteTx), set it before the mark, which writes it.
 func SetResult(ctx context.Context, b []byte) {
 	if h, ok := ctx.Value(claimKey{}).(*held); ok {
 		h.result = b
 	}
+}
+
+// ResultFrom returns what the handler gave SetResult so far: a
+// transactional mark stores it with the done record.
+func ResultFrom(ctx context.Context) []byte {
+	if h, ok := ctx.Value(claimKey{}).(*held); ok {
+		return h.result
+	}
+	return nil
 }
 
 func (h *handler) Handle(ctx context.Context, ev *eventkit.Event) (err error) {

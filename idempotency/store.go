@@ -3,7 +3,10 @@ package idempotency
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // State is where a key stands in the state machine: absent (no record),
@@ -39,7 +42,12 @@ type Claim struct {
 	Owner string
 	// Token is the fencing token: it grows with every claim of the key, so
 	// a stale owner's Complete (after its lease expired and another owner
-	// took over) no longer matches and is refused with [ErrFenced].
+	// took over) no longer matches and is refused with [ErrFenced]. It is
+	// the claim's time in Unix nanoseconds, or one more than the key's last
+	// token when that is larger, so that it grows across a prune too: a
+	// claim stuck past its record's expiry cannot match the token of the
+	// key's next claim, which would otherwise start again where the first
+	// did.
 	Token int64
 	// Attempt counts the claims of the key, this one included, across
 	// releases, takeovers and restarts.
@@ -159,4 +167,33 @@ var (
 	// ErrInFlightElsewhere is wrapped in the Retry error the middleware
 	// returns while another owner holds a live lease on the event's key.
 	ErrInFlightElsewhere = errors.New("idempotency: event in flight elsewhere")
+	// ErrBadKey is returned by Claim for a key or owner that not every
+	// store can keep (see CheckClaim). Keys made by [Key] never are.
+	ErrBadKey = errors.New("idempotency: bad key")
 )
+
+// CheckClaim reports, matching [ErrBadKey], whether r's key and owner are
+// what every store keeps: not empty, at most [MaxKeyLen] bytes, UTF-8
+// without NUL bytes. PostgreSQL's text refuses invalid UTF-8 and NUL bytes
+// and its index long keys, and one refused row fails the whole batch it
+// shares with other calls; the stores check before batching, and all of
+// them alike, so that a key that works in tests on one works on the others.
+func CheckClaim(r ClaimRequest) error {
+	for _, f := range []struct{ what, s string }{{"key", r.Key}, {"owner", r.Owner}} {
+		var why string
+		switch {
+		case f.s == "":
+			why = "empty"
+		case len(f.s) > MaxKeyLen:
+			why = fmt.Sprintf("%d bytes, more than %d", len(f.s), MaxKeyLen)
+		case !utf8.ValidString(f.s):
+			why = "not UTF-8"
+		case strings.IndexByte(f.s, 0) >= 0:
+			why = "holds a NUL byte"
+		default:
+			continue
+		}
+		return fmt.Errorf("%w: %s %.64q: %s", ErrBadKey, f.what, f.s, why)
+	}
+	return nil
+}

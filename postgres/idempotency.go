@@ -86,15 +86,16 @@ func (s *IdempotencyStore) execOnce(ctx context.Context, batch []*idemsql.Call) 
 // caller's side effect and the mark commit together. It refuses with
 // [idempotency.ErrFenced] when c no longer holds its key; the caller must
 // then roll back. The record keeps the expiry set when it was claimed (the
-// claim time plus the middleware's retention).
+// claim time plus the middleware's retention), and the result the handler
+// gave [idempotency.SetResult] before the mark.
 //
 // When ctx is the handler's context, CompleteTx tells the middleware
 // ([idempotency.MarkedDone]) that it need not complete the claim again: the
 // handler must then return tx.Commit's error, so that a failed commit
 // releases the event instead of losing it.
 func (s *IdempotencyStore) CompleteTx(ctx context.Context, tx pgx.Tx, c idempotency.Claim) error {
-	tag, err := tx.Exec(ctx, `UPDATE idempotency SET state = 2, done_at = $1
-		WHERE key = $2 AND owner = $3 AND token = $4 AND state = 1`, s.now(), c.Key, c.Owner, c.Token)
+	tag, err := tx.Exec(ctx, `UPDATE idempotency SET state = 2, done_at = $1, result = $5
+		WHERE key = $2 AND owner = $3 AND token = $4 AND state = 1`, s.now(), c.Key, c.Owner, c.Token, idempotency.ResultFrom(ctx))
 	if err != nil {
 		return fmt.Errorf("idempotency: complete %s: %w", c.Key, err)
 	}
@@ -136,10 +137,10 @@ type batchTx struct{ tx pgx.Tx }
 
 const (
 	claimSQL = `INSERT INTO idempotency AS i (key, state, owner, token, attempt, lease_until, expires_at)
-		SELECT k, 1, o, 1, 1, u, e FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS t(k, o, u, e)
+		SELECT k, 1, o, $6::bigint, 1, u, e FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS t(k, o, u, e)
 		ORDER BY k
 		ON CONFLICT (key) DO UPDATE SET state = 1, owner = excluded.owner,
-			token = i.token + 1, attempt = i.attempt + 1,
+			token = greatest(i.token + 1, excluded.token), attempt = i.attempt + 1,
 			lease_until = excluded.lease_until, expires_at = excluded.expires_at,
 			done_at = NULL, result = NULL, taken_over = (i.state = 1)
 		WHERE i.state = 3 OR (i.state = 1 AND i.lease_until <= $5)
@@ -189,13 +190,25 @@ func (b batchTx) Finish(ctx context.Context, to idempotency.State, fs []idemsql.
 	return moved, nil
 }
 
+// ceilMicro rounds t up to PostgreSQL's microseconds: pgx cuts the
+// nanoseconds off, which would end a lease (or a record's retention) up to
+// a microsecond before its deadline, and let another owner take over a
+// live lease.
+func ceilMicro(t time.Time) time.Time {
+	if c := t.Truncate(time.Microsecond); c.Before(t) {
+		return c.Add(time.Microsecond)
+	}
+	return t
+}
+
 func (b batchTx) Claim(ctx context.Context, rs []idempotency.ClaimRequest, now time.Time) (map[string]idemsql.Acquired, error) {
 	n := len(rs)
 	keys, owners, until, exp := make([]string, n), make([]string, n), make([]time.Time, n), make([]time.Time, n)
 	for i, r := range rs {
-		keys[i], owners[i], until[i], exp[i] = r.Key, r.Owner, r.Until, r.Expire
+		keys[i], owners[i], until[i], exp[i] = r.Key, r.Owner, ceilMicro(r.Until), ceilMicro(r.Expire)
 	}
-	rows, err := b.tx.Query(ctx, claimSQL, keys, owners, until, exp, now)
+	// The token of a new record is the batch's time (Claim.Token).
+	rows, err := b.tx.Query(ctx, claimSQL, keys, owners, until, exp, now, now.UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("idempotency: claim: %w", err)
 	}

@@ -81,7 +81,8 @@ func (s *IdempotencyStore) exec(ctx context.Context, batch []*idemsql.Call) erro
 // [DB.BeginTx], so that the caller's side effect and the mark commit
 // together. It refuses with [idempotency.ErrFenced] when c no longer holds
 // its key; the caller must then roll back. The record keeps the expiry set
-// when it was claimed (the claim time plus the middleware's retention).
+// when it was claimed (the claim time plus the middleware's retention), and
+// the result the handler gave [idempotency.SetResult] before the mark.
 //
 // When ctx is the handler's context, CompleteTx tells the middleware
 // ([idempotency.MarkedDone]) that it need not complete the claim again: the
@@ -92,7 +93,7 @@ func (s *IdempotencyStore) CompleteTx(ctx context.Context, tx *sql.Tx, c idempot
 	if err != nil {
 		return fmt.Errorf("idempotency: complete %s: %w", c.Key, err)
 	}
-	res, err := st.ExecContext(ctx, s.now().UnixNano(), c.Key, c.Owner, c.Token)
+	res, err := st.ExecContext(ctx, s.now().UnixNano(), idempotency.ResultFrom(ctx), c.Key, c.Owner, c.Token)
 	if err != nil {
 		return fmt.Errorf("idempotency: complete %s: %w", c.Key, err)
 	}
@@ -103,7 +104,7 @@ func (s *IdempotencyStore) CompleteTx(ctx context.Context, tx *sql.Tx, c idempot
 	return idemsql.MarkedTx(ctx, c, n == 1, batchTx{tx, s.stmts}.Lookup)
 }
 
-const completeTx = `UPDATE idempotency SET state = 2, done_at = ?
+const completeTx = `UPDATE idempotency SET state = 2, done_at = ?, result = ?
 	WHERE key = ? AND owner = ? AND token = ? AND state = 1`
 
 // stmtCache holds the store's statements, prepared on the writer
@@ -243,9 +244,10 @@ func (b batchTx) Claim(ctx context.Context, rs []idempotency.ClaimRequest, now t
 	for len(rs) > 0 {
 		chunk := rs[:shapeRows(len(rs))]
 		rs = rs[len(chunk):]
-		args := make([]any, 0, 4*len(chunk)+1)
+		args := make([]any, 0, 5*len(chunk)+1)
 		for _, r := range chunk {
-			args = append(args, r.Key, r.Owner, r.Until.UnixNano(), r.Expire.UnixNano())
+			// The token of a new record is the batch's time (Claim.Token).
+			args = append(args, r.Key, r.Owner, now.UnixNano(), r.Until.UnixNano(), r.Expire.UnixNano())
 		}
 		args = append(args, now.UnixNano())
 		if err := scanKeys(ctx, b, statement("claim", len(chunk)), args, func(rows *sql.Rows) error {
@@ -321,9 +323,9 @@ var statements sync.Map // "kind/n" → string
 var statementParts = map[string]struct{ head, row, tail string }{
 	"claim": {
 		head: `INSERT INTO idempotency (key, state, owner, token, attempt, lease_until, expires_at) VALUES `,
-		row:  `(?, 1, ?, 1, 1, ?, ?)`,
+		row:  `(?, 1, ?, ?, 1, ?, ?)`,
 		tail: ` ON CONFLICT (key) DO UPDATE SET state = 1, owner = excluded.owner,
-			token = idempotency.token + 1, attempt = idempotency.attempt + 1,
+			token = max(idempotency.token + 1, excluded.token), attempt = idempotency.attempt + 1,
 			lease_until = excluded.lease_until, expires_at = excluded.expires_at,
 			done_at = NULL, result = NULL, taken_over = (idempotency.state = 1)
 		WHERE idempotency.state = 3 OR (idempotency.state = 1 AND idempotency.lease_until <= ?)

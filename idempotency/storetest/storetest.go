@@ -63,10 +63,14 @@ func Run(t *testing.T, newStore func(t *testing.T) idempotency.Store) {
 		{"ResetAttemptsCountsFromOne", testResetAttempts},
 		{"ExpiredLeaseTakenOverStaleOwnerFenced", testTakeoverFencing},
 		{"StaleClaimAfterReclaimFenced", testStaleAfterReclaim},
+		{"LeaseLiveToTheNanosecond", testLeaseToTheNanosecond},
 		{"CompleteIsIdempotentReleaseAfterDoneRefused", testCompleteTwice},
 		{"UnknownKeyFenced", testUnknownKey},
 		{"PruneRemovesOnlyExpired", testPrune},
+		{"TokenGrowsAcrossAPrune", testTokenAcrossPrune},
+		{"TransactionalMarkKeepsTheResult", testResultOfTransactionalMark},
 		{"BadKeys", testBadKeys},
+		{"KeysNoStoreKeepsRefused", testRefusedKeys},
 		{"RacingOwnersOneEffectPerKey", testRace},
 	}
 	for _, c := range cases {
@@ -209,6 +213,18 @@ func testTakeoverFencing(t *testing.T, s idempotency.Store) {
 	claim(t, s, req("k", "c", t0.Add(lease+2*time.Second)), idempotency.AlreadyDone)
 }
 
+// A lease is live until its deadline, to the nanosecond, whatever the
+// precision the store keeps times in.
+func testLeaseToTheNanosecond(t *testing.T, s idempotency.Store) {
+	r := req("k", "a", t0)
+	r.Until = t0.Add(lease + 700*time.Nanosecond)
+	a := claim(t, s, r, idempotency.Acquired).Claim
+	claim(t, s, req("k", "b", t0.Add(lease+300*time.Nanosecond)), idempotency.HeldElsewhere)
+	if err := s.Complete(ctx(t), a, done(t0.Add(lease+300*time.Nanosecond), nil)); err != nil {
+		t.Fatalf("the owner of a live lease completes: %v", err)
+	}
+}
+
 func testStaleAfterReclaim(t *testing.T, s idempotency.Store) {
 	a := claim(t, s, req("k", "a", t0), idempotency.Acquired).Claim
 	if err := s.Release(ctx(t), a); err != nil {
@@ -311,6 +327,54 @@ func BadEvents() []*eventkit.Event {
 	}
 }
 
+// A claim stuck past its lease and its record's expiry, the record pruned
+// and the key claimed again by the same owner (another worker, a
+// redelivery): the stuck claim's Complete must not match the new claim.
+func testTokenAcrossPrune(t *testing.T, s idempotency.Store) {
+	p, ok := s.(idempotency.Pruner)
+	if !ok {
+		t.Skip("store does not prune")
+	}
+	r := req("k", "a", t0)
+	r.Expire = t0.Add(time.Second) // a retention shorter than the lease
+	stale := claim(t, s, r, idempotency.Acquired).Claim
+	later := t0.Add(lease + time.Minute)
+	if n, err := p.Prune(ctx(t), later, 100); err != nil || n != 1 {
+		t.Fatalf("prune: %d, %v; want the stuck claim's record", n, err)
+	}
+	fresh := claim(t, s, req("k", "a", later), idempotency.Acquired).Claim
+	if fresh.Token <= stale.Token {
+		t.Fatalf("token %d after the prune, %d before: want it larger", fresh.Token, stale.Token)
+	}
+	mustErr(t, "the stuck claim's complete", s.Complete(ctx(t), stale, done(later, nil)), idempotency.ErrFenced)
+	if err := s.Complete(ctx(t), fresh, done(later, nil)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A handler that marks its claim done in its own transaction keeps the
+// result it set, as the middleware's own mark does.
+func testResultOfTransactionalMark(t *testing.T, s idempotency.Store) {
+	eff, ok := s.(Effecter)
+	if !ok {
+		t.Skip("store has no transactional mark")
+	}
+	h := eventkit.Chain(eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		idempotency.SetResult(ctx, []byte("receipt-7"))
+		c, _ := idempotency.ClaimFrom(ctx)
+		return eff.Effect(ctx, c)
+	}), idempotency.Middleware(s, idempotency.Group("g")))
+	ev := &eventkit.Event{ID: "e-1", Source: "/test"}
+	if err := h.Handle(ctx(t), ev); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	out := claim(t, s, req(idempotency.Key("g", ev), "b", now), idempotency.AlreadyDone)
+	if string(out.Result) != "receipt-7" {
+		t.Fatalf("result %q, want the handler's receipt-7", out.Result)
+	}
+}
+
 func testBadKeys(t *testing.T, s idempotency.Store) {
 	seen := map[string]int{}
 	for i, ev := range BadEvents() {
@@ -333,6 +397,23 @@ func testBadKeys(t *testing.T, s idempotency.Store) {
 	for k := range seen {
 		claim(t, s, req(k, "b", t0.Add(time.Second)), idempotency.AlreadyDone)
 	}
+}
+
+// Keys and owners that not every store can keep are refused alike by all,
+// and by Complete and Release as claims no one holds.
+func testRefusedKeys(t *testing.T, s idempotency.Store) {
+	for _, r := range []idempotency.ClaimRequest{
+		req("", "a", t0), req("bad\xff", "a", t0), req("a\x00b", "a", t0), req(strings.Repeat("k", idempotency.MaxKeyLen+1), "a", t0),
+		req("k", "", t0), req("k", "owner\xff", t0),
+	} {
+		if _, err := s.Claim(ctx(t), r); !errors.Is(err, idempotency.ErrBadKey) {
+			t.Errorf("claim of key %.20q by %q: %v, want ErrBadKey", r.Key, r.Owner, err)
+		}
+		c := idempotency.Claim{Key: r.Key, Owner: r.Owner, Token: 1, Attempt: 1, Deadline: t0.Add(lease)}
+		mustErr(t, "complete", s.Complete(ctx(t), c, done(t0, nil)), idempotency.ErrFenced)
+		mustErr(t, "release", s.Release(ctx(t), c), idempotency.ErrFenced)
+	}
+	claim(t, s, req("k", "a", t0), idempotency.Acquired)
 }
 
 // testRace runs 8 goroutines for 2 owners over the same keys. A fifth of

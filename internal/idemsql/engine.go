@@ -61,12 +61,18 @@ func NewEngine(cfg idempotency.StoreConfig, exec groupcommit.Exec[Op, idempotenc
 // Claim implements [idempotency.Store]; concurrent calls share a
 // transaction.
 func (e *Engine) Claim(ctx context.Context, r idempotency.ClaimRequest) (idempotency.Outcome, error) {
+	if err := idempotency.CheckClaim(r); err != nil {
+		return idempotency.Outcome{}, err // before it joins a batch it would fail
+	}
 	return e.b.Do(ctx, Op{Kind: KindClaim, Claim: r})
 }
 
 // Complete implements [idempotency.Store]; concurrent calls share a
 // transaction.
 func (e *Engine) Complete(ctx context.Context, c idempotency.Claim, d idempotency.Completion) error {
+	if idempotency.CheckClaim(idempotency.ClaimRequest{Key: c.Key, Owner: c.Owner}) != nil {
+		return idempotency.ErrFenced // no claim holds such a key
+	}
 	_, err := e.b.Do(ctx, Op{Kind: KindComplete, Held: c, Done: d})
 	return err
 }
@@ -74,6 +80,9 @@ func (e *Engine) Complete(ctx context.Context, c idempotency.Claim, d idempotenc
 // Release implements [idempotency.Store]; concurrent calls share a
 // transaction.
 func (e *Engine) Release(ctx context.Context, c idempotency.Claim) error {
+	if idempotency.CheckClaim(idempotency.ClaimRequest{Key: c.Key, Owner: c.Owner}) != nil {
+		return idempotency.ErrFenced // no claim holds such a key
+	}
 	_, err := e.b.Do(ctx, Op{Kind: KindRelease, Held: c})
 	return err
 }
