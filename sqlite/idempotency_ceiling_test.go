@@ -37,18 +37,18 @@ func BenchmarkIdempotencyStatements(b *testing.B) {
 			}
 			defer done.Close()
 
-			key := func(i int) string { return fmt.Sprintf("bench\x00/bench/source\x000193a1b2-c3d4-7e5f-8a9b-%012d", i) }
+			key := func(i int) string { return fmt.Sprintf("bench|/bench/source|0193a1b2-c3d4-7e5f-8a9b-%012d", i) }
 			now := time.Now().UnixNano()
-			claimArgs := make([]any, 0, 4*rows+1)
+			claimArgs := make([]any, 0, 5*rows+1)
 			doneArgs := make([]any, 0, 6*rows)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				first := i * rows
 				claimArgs, doneArgs = claimArgs[:0], doneArgs[:0]
 				for j := range rows {
-					claimArgs = append(claimArgs, key(first+j), "owner", now+int64(time.Minute), now+int64(24*time.Hour))
-					if i > 0 {
-						doneArgs = append(doneArgs, key(first-rows+j), "owner", int64(1), now, now+int64(24*time.Hour), nil)
+					claimArgs = append(claimArgs, key(first+j), "owner", now, now+int64(time.Minute), now+int64(24*time.Hour))
+					if i > 0 { // a new record's token is the claim's time
+						doneArgs = append(doneArgs, key(first-rows+j), "owner", now, now, now+int64(24*time.Hour), nil)
 					}
 				}
 				claimArgs = append(claimArgs, now)
