@@ -16,7 +16,8 @@ type BrokerConfig struct {
 	// only; the port may be 0 for any free port. Default "127.0.0.1:0".
 	Listen string
 	// DataDir persists records and group offsets across restarts when set.
-	// Empty keeps everything in memory (for tests).
+	// Empty keeps everything in memory (for tests). One broker at a time
+	// may use it: a second one on the same directory refuses to start.
 	DataDir string
 	// Partitions is the partition count of Topics and of topics created
 	// without a count. Default 1.
@@ -34,6 +35,7 @@ type BrokerConfig struct {
 type Broker struct {
 	cluster *kfake.Cluster
 	addr    string
+	unlock  func() // of DataDir
 }
 
 // StartBroker starts an embedded broker. Close stops it.
@@ -60,20 +62,25 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		kfake.Ports(port),
 		kfake.DefaultNumPartitions(int(cfg.Partitions)),
 	}
+	unlock := func() {}
 	if cfg.DataDir != "" {
+		if unlock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, fmt.Errorf("start embedded broker: %w", err)
+		}
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
 	}
 	opts = append(opts, cfg.Opts...)
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("start embedded broker: %w", err)
 	}
-	b := &Broker{cluster: c, addr: c.ListenAddrs()[0]}
+	b := &Broker{cluster: c, addr: c.ListenAddrs()[0], unlock: unlock}
 	// Seeding is skipped when DataDir holds earlier state, so create each
 	// topic explicitly and accept the ones that survived a restart.
 	for _, t := range cfg.Topics {
 		if err := b.CreateTopic(t, cfg.Partitions); err != nil {
-			c.Close()
+			b.Close()
 			return nil, err
 		}
 	}
@@ -96,5 +103,9 @@ func (b *Broker) CreateTopic(topic string, partitions int32) error {
 	return nil
 }
 
-// Close stops the broker; with a DataDir, its state is flushed to disk.
-func (b *Broker) Close() { b.cluster.Close() }
+// Close stops the broker; with a DataDir, its state is flushed to disk and
+// the directory is free for another broker.
+func (b *Broker) Close() {
+	b.cluster.Close()
+	b.unlock()
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"regexp"
@@ -217,6 +218,11 @@ func checkFails(t *testing.T, r result, code int, want string) {
 
 func TestBadInput(t *testing.T) {
 	closed := freeAddr(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
 	for _, tc := range []struct {
 		name string
 		env  []string
@@ -245,6 +251,7 @@ func TestBadInput(t *testing.T) {
 		{"broker on another interface", nil, []string{"broker", "--listen", "10.1.2.3:9092"}, 1, "binds 127.0.0.1 only"},
 		{"broker address without port", nil, []string{"broker", "--listen", "localhost"}, 1, `broker listen address "localhost"`},
 		{"dev on another interface", nil, []string{"dev", "--data", "", "--broker-addr", "0.0.0.0:9092"}, 1, "start broker"},
+		{"dev with lookback's port taken", nil, []string{"dev", "--data", "", "--broker-addr", freeAddr(t), "--lookback-addr", busy.Addr().String()}, 1, "--lookback-addr: listen tcp " + busy.Addr().String()},
 		{"lookback without a database", nil, []string{"lookback", "serve", "--brokers", closed}, 2, `--db "": want sqlite://PATH or postgres://`},
 		{"lookback without brokers", nil, []string{"lookback", "serve", "--db", "sqlite://x.db"}, 2, "no brokers"},
 		{"lookback without tokens", nil, []string{"lookback", "serve", "--brokers", closed, "--db", "sqlite:///nonexistent/x.db"}, 2, "no tokens"},
@@ -252,7 +259,11 @@ func TestBadInput(t *testing.T) {
 		{"lookback with an unknown role", []string{"EVENTKIT_TOKENS=a:admin:aaaaaaaaaaaaaaaaaaaa"}, []string{"lookback", "serve", "--brokers", closed, "--db", "sqlite:///nonexistent/x.db"}, 2, `role "admin"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkFails(t, run(t, tc.env, "", tc.args...), tc.code, tc.want)
+			r := run(t, tc.env, "", tc.args...)
+			checkFails(t, r, tc.code, tc.want)
+			if strings.Contains(r.stderr, "level=WARN") {
+				t.Errorf("warnings before the cause:\n%s", r.stderr)
+			}
 		})
 	}
 
@@ -302,6 +313,10 @@ func TestDev(t *testing.T) {
 	}
 
 	dev, token := startDev(t)
+	// A second dev on the same data refuses to start: two brokers writing
+	// one log lose records and offsets while both look healthy.
+	checkFails(t, run(t, nil, "", "dev", "--data", dir, "--broker-addr", freeAddr(t), "--lookback-addr", freeAddr(t),
+		"--transfers-addr", freeAddr(t), "--reports-addr", freeAddr(t)), 1, "is in use by another broker (pid ")
 	mustRun(t, "first\nsecond\n", "produce", "--brokers", addr, "--topic", "demo", "--key", "k")
 	if status, _ := httpGet(t, "http://"+lbAddr+"/api/v1/topics", token); status != 200 {
 		t.Errorf("lookback with the dev token: %d, want 200", status)
