@@ -140,7 +140,11 @@ func (s *Status) ensureTopics(ctx context.Context, cl *kgo.Client) {
 	defer cancel()
 	adm := kadm.NewClient(cl)
 	for _, topic := range []string{eventkit.StatusTopic, eventkit.ControlTopic} {
-		if err := kafka.EnsureTopic(ctx, adm, topic, 1); err != nil {
+		err := kafka.EnsureTopic(ctx, adm, topic, 1)
+		if errors.Is(err, context.Canceled) {
+			return // stopping: nothing to say
+		}
+		if err != nil {
 			s.cfg.log.Warn("control plane topic not created; the agents create it", "topic", topic, "error", err)
 		}
 	}

@@ -45,11 +45,12 @@ func (d *devLookback) start(ctx context.Context, env *devEnv) (func(), error) {
 		return nil, err
 	}
 	lb, err := startLookback(ctx, &lookbackConfig{
-		kafka:  kafkaFlags{brokers: env.brokerAddr},
-		db:     "sqlite://" + filepath.Join(dir, "lookback.db"),
-		listen: d.addr,
-		tokens: tokens,
-		log:    slog.New(slog.NewTextHandler(env.logOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		kafka:      kafkaFlags{brokers: env.brokerAddr},
+		db:         "sqlite://" + filepath.Join(dir, "lookback.db"),
+		listen:     d.addr,
+		listenFlag: "--lookback-addr",
+		tokens:     tokens,
+		log:        slog.New(slog.NewTextHandler(env.logOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		cleanup()

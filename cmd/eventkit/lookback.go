@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ type lookbackConfig struct {
 	kafka         kafkaFlags
 	db            string
 	listen        string
+	listenFlag    string // that sets listen, for errors; default --listen
 	tokensFile    string
 	group         string
 	topicsPattern string
@@ -213,7 +215,7 @@ func startLookback(ctx context.Context, c *lookbackConfig) (*runningLookback, er
 	}
 	srv := web.New(st.archive, st.audit, tokens, web.Logger(c.log), web.Metrics(reg, reg), web.Ready(ready),
 		web.StatusBoard(board), web.Replays(runner), web.Admin(kadm.NewClient(cl)))
-	addr, stopHTTP, err := serveHTTP("lookback", "--listen", c.listen, srv, c.log)
+	addr, stopHTTP, err := serveHTTP("lookback", cmp.Or(c.listenFlag, "--listen"), c.listen, srv, c.log)
 	if err != nil {
 		stopJobs()
 		stopBackground()
