@@ -271,6 +271,13 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		// and can decompress to hundreds of MiB; 8 MiB keeps memory near
 		// MaxInFlight records. ClientOpts may raise it.
 		kgo.FetchMaxBytes(8<<20),
+		// A fetch the broker holds open for lack of data goes out without
+		// the partitions paused when it left; a partition resumed meanwhile
+		// (its retry went through, an operator resumed it) is fetched only
+		// once that fetch returns. franz-go's 5 s default would idle such a
+		// partition that long on a quiet topic; Kafka's own consumer waits
+		// 500 ms. ClientOpts may change it.
+		kgo.FetchMaxWait(500*time.Millisecond),
 	)
 	if c.cfg.regex && !c.cfg.foreignReplays {
 		// A pattern such as .* must not pick up other groups' replays:

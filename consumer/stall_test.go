@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/eventkit/eventkit/consumer"
 	"github.com/eventkit/eventkit/internal/testkit"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // produceTo produces n events named prefix-0… to one partition of orders.
@@ -160,5 +164,35 @@ func TestSmallHaltsLeaveRoomForTheOthers(t *testing.T) {
 	committedAt(t, cl, "g", "orders", map[int32]int64{0: 4, 1: 4, 2: 4, 3: 3})
 	if err := run.Stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The agent's fetches wait at most 500 ms for data: a partition resumed
+// while a fetch waits (a held partition whose retry went through, a halt an
+// operator resumed) is fetched only once that fetch returns, and on a quiet
+// topic franz-go's default would leave it idle for 5 s.
+func TestFetchesWaitBriefly(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	var mu sync.Mutex
+	waits := map[int32]bool{}
+	b.Cluster().ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		b.Cluster().KeepControl()
+		mu.Lock()
+		waits[req.(*kmsg.FetchRequest).MaxWaitMillis] = true
+		mu.Unlock()
+		return nil, nil, false
+	})
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 1, nil)...)
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(noop), consumer.ReplayTopic(false), consumer.ControlPlane(false))
+	run := testkit.Go(t, c.Run)
+	committedAt(t, cl, "g", "orders", map[int32]int64{0: 1})
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if longest := slices.Max(slices.Collect(maps.Keys(waits))); longest != 500 {
+		t.Errorf("fetches waited at most %v ms (of %v), want 500", longest, waits)
 	}
 }
