@@ -187,16 +187,22 @@ func EndOffsets(tb testing.TB, cl *kgo.Client, topic string) map[int32]int64 {
 // fails the test with cond's last error.
 func Eventually(tb testing.TB, timeout time.Duration, cond func() error) {
 	tb.Helper()
+	if err := Within(timeout, cond); err != nil {
+		tb.Fatalf("condition not met within %v: %v", timeout, err)
+	}
+}
+
+// Within polls cond until it returns nil or the deadline passes, and
+// returns cond's last error: Eventually for a test that goes on to say
+// more about what it sees.
+func Within(timeout time.Duration, cond func() error) error {
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met within %v: %v", timeout, err)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		<-tick.C
 	}
