@@ -28,6 +28,10 @@ const (
 	// HeaderReplayPrefix starts every replay header; a replay drops earlier
 	// ones before it adds its own.
 	HeaderReplayPrefix = "eventkit-replay-"
+	// HeaderDeadLetterPrefix starts the headers the agent adds to a record
+	// it parks on a dead-letter topic (consumer.HeaderDeadLetterOrigin and
+	// the rest). A replay drops them: a copy sent again is not parked.
+	HeaderDeadLetterPrefix = "eventkit-dlq-"
 )
 
 // TraceHeaders are the W3C trace context headers. A replay drops them, so

@@ -14,9 +14,9 @@ import (
 // Headers of a record parked on the dead-letter topic, next to all of the
 // original's.
 const (
-	HeaderDeadLetterOrigin = "eventkit-dlq-origin" // topic/partition/offset of the original
-	HeaderDeadLetterCause  = "eventkit-dlq-cause"  // the handler's error
-	HeaderDeadLetterGroup  = "eventkit-dlq-group"  // the group that warned
+	HeaderDeadLetterOrigin = eventkit.HeaderDeadLetterPrefix + "origin" // topic/partition/offset of the original
+	HeaderDeadLetterCause  = eventkit.HeaderDeadLetterPrefix + "cause"  // the handler's error
+	HeaderDeadLetterGroup  = eventkit.HeaderDeadLetterPrefix + "group"  // the group that warned
 )
 
 type parked struct {

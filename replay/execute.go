@@ -228,8 +228,10 @@ func logYielded(log *slog.Logger, err error) {
 }
 
 // copier makes a job's replayed copies: key, value and headers, without
-// trace headers (a copy starts a trace of its own) and earlier replay
-// headers, plus the job's, the origin last.
+// trace headers (a copy starts a trace of its own), earlier replay headers
+// and dead-letter headers (a parked record sent again is a copy, which
+// lookback links to what it copies, not a parked record it archives), plus
+// the job's, the origin last.
 type copier struct {
 	topic    string
 	id, mode []byte // shared by every copy: franz-go only reads them
@@ -258,7 +260,7 @@ func (c *copier) page(recs []lookback.Record) []kgo.Record {
 		rec := &recs[i]
 		first := len(hs)
 		for _, h := range rec.Headers {
-			if strings.HasPrefix(h.Key, eventkit.HeaderReplayPrefix) || isTraceHeader(h.Key) {
+			if strings.HasPrefix(h.Key, eventkit.HeaderReplayPrefix) || strings.HasPrefix(h.Key, eventkit.HeaderDeadLetterPrefix) || isTraceHeader(h.Key) {
 				continue
 			}
 			hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -634,5 +635,41 @@ func TestStartRefusesBadSpecs(t *testing.T) {
 				t.Fatalf("Start: %v, want ErrInvalidSpec", err)
 			}
 		})
+	}
+}
+
+// A parked record (a dead-letter copy, here of a replayed copy) sent again
+// is a copy like any other: without the dead-letter headers, which would
+// make lookback archive it as a parked record of its own instead of
+// linking it to what it copies.
+func TestCopiesOfParkedRecordsAreCopies(t *testing.T) {
+	e := newEnv(t, 1, []string{"copies"})
+	ev := eventkit.Event{ID: "e-1", Source: "/test", Type: "order.placed"}
+	hs := append(ev.EncodeHeaders(nil),
+		eventkit.Header{Key: eventkit.HeaderReplayID, Value: []byte("earlier")},
+		eventkit.Header{Key: eventkit.HeaderReplayMode, Value: []byte("reprocess")},
+		eventkit.Header{Key: eventkit.HeaderReplayOrigin, Value: []byte("orders/0/0")},
+		eventkit.Header{Key: consumer.HeaderDeadLetterOrigin, Value: []byte("eventkit.replay.A/0/0")},
+		eventkit.Header{Key: consumer.HeaderDeadLetterCause, Value: []byte("bad event")},
+		eventkit.Header{Key: consumer.HeaderDeadLetterGroup, Value: []byte("A")})
+	if err := e.arch.Append(t.Context(), []lookback.Record{lookback.NewRecord("orders.dlq", 0, 0, time.Now().Add(-time.Hour), []byte("k"), []byte("v"), hs)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	j := e.start(t, replay.Spec{Filter: lookback.Filter{Topic: "orders.dlq"}, Target: replay.Target{Topic: "copies"}})
+	if j = e.wait(t, j.ID); j.Status != replay.Done || j.Sent != 1 {
+		t.Fatalf("job ended %+v", j)
+	}
+	_, recs := copies(t, e.b.Addr(), "copies", j.ID)
+	if len(recs) != 1 {
+		t.Fatalf("%d copies, want 1", len(recs))
+	}
+	cp := kafka.EventOf(recs[0])
+	for _, h := range cp.Headers {
+		if strings.HasPrefix(h.Key, eventkit.HeaderDeadLetterPrefix) {
+			t.Errorf("copy kept %s: %v", h.Key, cp.Headers)
+		}
+	}
+	if link, ok := lookback.LinkOf(cp); !ok || link.OriginTopic != "orders.dlq" || link.ReplayID != j.ID {
+		t.Errorf("lookback reads the copy as link %+v (%v), want a link to orders.dlq/0/0", link, ok)
 	}
 }
