@@ -126,13 +126,18 @@ records:
 		}
 		copies := cp.page(recs)
 		for i := range copies {
+			if i%leaseCheckEvery == 0 && !r.holds(l) {
+				break records
+			}
 			if already[string(originOf(&copies[i]))] {
 				t.ended(pg, nil, nil)
 				continue
 			}
 			if limiter != nil && tokens == 0 {
 				tokens = min(chunk, len(recs)-i)
-				if limiter.WaitN(ctx, tokens) != nil {
+				// The wait is where a limited job's time goes: the lease
+				// is looked at again once it is over.
+				if limiter.WaitN(ctx, tokens) != nil || !r.holds(l) {
 					break records
 				}
 			}
@@ -199,6 +204,26 @@ records:
 		}
 		return true
 	}
+	return false
+}
+
+// leaseCheckEvery is how many records the produce loop sends between two
+// looks at the job's lease.
+const leaseCheckEvery = 64
+
+// holds reports whether this Runner may go on producing l's records: its
+// lease must outlast a third of the TTL, the margin renew keeps. Renewal
+// runs on Run's loop; when it stalls (a database that hangs, a paused
+// process), the lease runs out while the job produces, another runner takes
+// the job over and reads back what was sent, and whatever is produced here
+// after that read is sent twice. Stopping a third of the TTL early leaves
+// the records in flight time to land before the lease ends.
+func (r *Runner) holds(l *liveJob) bool {
+	until := time.Unix(0, l.until.Load())
+	if r.cfg.now().Add(r.cfg.leaseTTL / 3).Before(until) {
+		return true
+	}
+	l.yield(fmt.Errorf("%w: not renewed before it expires at %s", ErrLeaseLost, until.Format(time.RFC3339Nano)))
 	return false
 }
 

@@ -110,6 +110,9 @@ type liveJob struct {
 	job     Job   // as last persisted
 	lease   Lease // as last acquired or renewed
 	yielded error // why the job is no longer this Runner's to write; see yield
+	// until is lease.Until in Unix nanoseconds, for the produce loop to
+	// read without the lock.
+	until atomic.Int64
 
 	sent, failed atomic.Int64
 	cancel       context.CancelFunc
@@ -269,6 +272,7 @@ func (r *Runner) renew(ctx context.Context) {
 		case err == nil:
 			l.mu.Lock()
 			l.lease = j.Lease
+			l.until.Store(j.Lease.Until.UnixNano())
 			l.mu.Unlock()
 		case elsewhere(err):
 			l.yield(err)
@@ -321,6 +325,7 @@ func (r *Runner) launch(j Job, resume bool) error {
 	}
 	ctx, cancel := context.WithCancel(r.base)
 	l := &liveJob{id: j.ID, job: j, lease: j.Lease, cancel: cancel, done: make(chan struct{})}
+	l.until.Store(j.Lease.Until.UnixNano())
 	l.sent.Store(j.Sent)
 	l.failed.Store(j.Failed)
 	r.live[j.ID] = l

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,5 +287,50 @@ func TestCancelDuringRead(t *testing.T) {
 				t.Fatalf("cancel during a read: %+v, %v; want cancelled", j, err)
 			}
 		})
+	}
+}
+
+// stallingStore hangs every lease renewal once stalled, as a database that
+// stops answering does.
+type stallingStore struct {
+	replay.JobStore
+	stalled atomic.Bool
+}
+
+func (s *stallingStore) AcquireJob(ctx context.Context, id string, l replay.Lease, now time.Time) (replay.Job, error) {
+	if s.stalled.Load() {
+		<-ctx.Done()
+		return replay.Job{}, ctx.Err()
+	}
+	return s.JobStore.AcquireJob(ctx, id, l, now)
+}
+
+// A runner whose lease renewal hangs stops producing before its lease
+// runs out: another runner takes the job over once it has, reads back
+// what was sent, and sends the rest, each record once.
+func TestStalledRenewalStopsProducing(t *testing.T) {
+	e := newIdleEnv(t, 3, []string{"copies"})
+	// A lease long enough that the third of it the runner stops early by
+	// is plenty for its last records to land, however busy the machine.
+	const n = 3000
+	store := &stallingStore{JobStore: e.jobs}
+	a := e.runnerOn(t, store, replay.RunnerID("A"), replay.LeaseTTL(1500*time.Millisecond))
+	e.run(t, a)
+	j := e.slowJob(t, a, n)
+	store.stalled.Store(true)
+
+	b := e.runnerOn(t, e.jobs, replay.RunnerID("B"), replay.LeaseTTL(1500*time.Millisecond))
+	e.run(t, b)
+	got := ended(t, b, j.ID)
+	byOrigin, _ := copies(t, e.b.Addr(), "copies", j.ID)
+	twice := 0
+	for _, c := range byOrigin {
+		if c > 1 {
+			twice++
+		}
+	}
+	if twice > 0 || len(byOrigin) != n || got.Status != replay.Done {
+		t.Fatalf("job %s, %d sent; %d origins on the target, %d of them more than once; want each of %d once",
+			got.Status, got.Sent, len(byOrigin), twice, n)
 	}
 }
