@@ -13,6 +13,7 @@ import (
 	"github.com/eventkit/eventkit/lookback"
 	"github.com/eventkit/eventkit/replay"
 	"github.com/eventkit/eventkit/sqlite"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // listingStore holds Run's listings of the running jobs until released.
@@ -204,23 +205,56 @@ func TestTakeOverAfterCrash(t *testing.T) {
 	e.sentOnce(t, taken, "copies", n)
 }
 
-// A Runner that stops gracefully releases its unfinished jobs: the next
-// Runner resumes them at once, long before their leases would expire.
-func TestGracefulStopReleases(t *testing.T) {
+// stoppedJob starts a slow job of n records on a Runner that it stops
+// gracefully once some are sent.
+func stoppedJob(t *testing.T, n int) (*env, replay.Job) {
+	t.Helper()
 	e := newIdleEnv(t, 3, []string{"copies"})
-	const n = 1500
 	a := e.runner(t, replay.RunnerID("A"), replay.LeaseTTL(time.Hour))
 	runA := e.run(t, a)
 	j := e.slowJob(t, a, n)
 	if err := runA.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	return e, j
+}
+
+// A Runner that stops gracefully releases its unfinished jobs: the next
+// Runner resumes them at once, long before their leases would expire.
+func TestGracefulStopReleases(t *testing.T) {
+	const n = 1500
+	e, j := stoppedJob(t, n)
 	stopped, err := e.jobs.Job(context.Background(), j.ID)
 	if err != nil || stopped.Status != replay.Running || stopped.Lease != (replay.Lease{}) {
 		t.Fatalf("job after A stopped: %+v, %v; want running and released", stopped, err)
 	}
 
 	e.r = e.runner(t, replay.RunnerID("C"), replay.LeaseTTL(time.Hour))
+	e.run(t, e.r)
+	e.sentOnce(t, e.wait(t, j.ID), "copies", n)
+}
+
+// A job resumed on a target whose partitions end with a transaction marker
+// (another application writes to it transactionally) finishes: the
+// read-back of what was sent does not wait for a last record that never
+// comes.
+func TestResumeAfterATransactionalWrite(t *testing.T) {
+	const n = 1500
+	e, j := stoppedJob(t, n)
+	tx := testkit.Client(t, e.b.Addr(), kgo.TransactionalID("app-tx"), kgo.DefaultProduceTopic("copies"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := tx.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(3) {
+		if err := tx.ProduceSync(t.Context(), &kgo.Record{Topic: "copies", Partition: p, Value: []byte("app")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.EndTransaction(t.Context(), kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	e.r = e.runner(t, replay.RunnerID("B"), replay.LeaseTTL(time.Hour))
 	e.run(t, e.r)
 	e.sentOnce(t, e.wait(t, j.ID), "copies", n)
 }
