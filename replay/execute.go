@@ -8,14 +8,12 @@ import (
 	"maps"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/eventkit/eventkit"
 	"github.com/eventkit/eventkit/lookback"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/time/rate"
 )
 
@@ -27,19 +25,6 @@ const drainTimeout = 10 * time.Second
 // readBackTimeout bounds a resumed job's read of its target from the
 // checkpoint's floors to the end.
 const readBackTimeout = 2 * time.Minute
-
-// fetchAnswers counts the fetch responses a client read without error.
-type fetchAnswers struct{ n atomic.Int64 }
-
-func (f *fetchAnswers) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
-	if key == int16(kmsg.Fetch) && err == nil {
-		f.n.Add(1)
-	}
-}
-
-// readBackQuiet is how long the partitions a read-back still waits for may
-// stay silent before it ends: their last offsets then hold no records.
-const readBackQuiet = 5 * time.Second
 
 // execute runs one job until it has sent everything, is cancelled, fails,
 // is no longer this Runner's, or the Runner stops. It reports whether the
@@ -350,10 +335,11 @@ func (r *Runner) sentSince(ctx context.Context, j Job) (map[string]bool, error) 
 	if len(from) == 0 {
 		return found, nil
 	}
-	// Fetches that find nothing come back after 250 ms, so that a quiet
-	// end of the read shows as answered, empty fetches.
-	var fetched fetchAnswers
-	cl, err := kgo.NewClient(append(r.cl.Opts(), kgo.FetchMaxWait(250*time.Millisecond), kgo.WithHooks(&fetched),
+	// Control records (the markers of transactions another application
+	// wrote to the target) come back too: a partition whose last offset is
+	// one would otherwise never show its last record, and the read-back
+	// would wait for it until readBackTimeout, again at every try.
+	cl, err := kgo.NewClient(append(r.cl.Opts(), kgo.KeepControlRecords(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}))...)
 	if err != nil {
 		return nil, err
@@ -361,20 +347,13 @@ func (r *Runner) sentSince(ctx context.Context, j Job) (map[string]bool, error) 
 	defer cl.Close()
 	id := []byte(j.ID)
 	// The read-back waits for each partition's last record. One that never
-	// comes, because the last offsets hold no record franz-go returns (the
-	// marker of a transaction another producer wrote to the target, records
-	// deleted meanwhile), ends the read once the broker has answered a few
-	// fetches with nothing and the partitions left have been silent for
-	// readBackQuiet: records up to the end offsets come within a fetch or
-	// two of a broker that answers. A broker that does not answer fails the
-	// resume past readBackTimeout, tried again later.
+	// comes (records deleted meanwhile) must not hold the job, leased and
+	// silent, for good: past readBackTimeout the resume fails with the
+	// partitions left, and is tried again later.
 	readCtx, cancel := context.WithTimeout(ctx, readBackTimeout)
 	defer cancel()
-	lastRecord, answeredBefore := time.Now(), fetched.n.Load()
 	for len(want) > 0 {
-		pollCtx, cancelPoll := context.WithTimeout(readCtx, time.Second)
-		fs := cl.PollFetches(pollCtx)
-		cancelPoll()
+		fs := cl.PollFetches(readCtx)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -382,16 +361,7 @@ func (r *Runner) sentSince(ctx context.Context, j Job) (map[string]bool, error) 
 			return nil, fmt.Errorf("read back %s: no record up to the end offsets %v (partition: end) after %s", topic, want, readBackTimeout)
 		}
 		for _, fe := range fs.Errors() {
-			if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
-				continue // the poll's own deadline
-			}
 			return nil, fmt.Errorf("read %s/%d: %w", fe.Topic, fe.Partition, fe.Err)
-		}
-		if fs.NumRecords() > 0 {
-			lastRecord, answeredBefore = time.Now(), fetched.n.Load()
-		} else if time.Since(lastRecord) >= readBackQuiet && fetched.n.Load()-answeredBefore >= 3 {
-			r.cfg.logger.Info("replay read-back ended before the last offsets, which hold no records", "id", j.ID, "topic", topic, "left", want)
-			break
 		}
 		fs.EachRecord(func(kr *kgo.Record) {
 			end, ok := want[kr.Partition]
@@ -400,6 +370,9 @@ func (r *Runner) sentSince(ctx context.Context, j Job) (map[string]bool, error) 
 			}
 			if kr.Offset == end-1 {
 				delete(want, kr.Partition)
+			}
+			if kr.Attrs.IsControl() {
+				return
 			}
 			var mine bool
 			var origin string
