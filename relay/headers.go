@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -135,7 +136,7 @@ func forward(h http.Header, x eventkit.Header) {
 		return // sent as Eventkit-Replay-*
 	}
 	name := strings.TrimPrefix(x.Key, "ce_")
-	if isTrace(name) {
+	if slices.Contains(eventkit.TraceHeaders, name) {
 		if v := string(x.Value); h.Get(name) == "" && v != "" && printable(v) {
 			h.Set(name, v)
 		}
@@ -147,15 +148,6 @@ func forward(h http.Header, x eventkit.Header) {
 	if k := "ce-" + name; h.Get(k) == "" {
 		h.Set(k, percentEncode(string(x.Value)))
 	}
-}
-
-func isTrace(name string) bool {
-	for _, t := range eventkit.TraceHeaders {
-		if name == t {
-			return true
-		}
-	}
-	return false
 }
 
 // extensionName reports whether s is a CloudEvents attribute name: lower-case

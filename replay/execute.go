@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -285,7 +286,7 @@ func (c *copier) page(recs []lookback.Record) []kgo.Record {
 		rec := &recs[i]
 		first := len(hs)
 		for _, h := range rec.Headers {
-			if strings.HasPrefix(h.Key, eventkit.HeaderReplayPrefix) || strings.HasPrefix(h.Key, eventkit.HeaderDeadLetterPrefix) || isTraceHeader(h.Key) {
+			if strings.HasPrefix(h.Key, eventkit.HeaderReplayPrefix) || strings.HasPrefix(h.Key, eventkit.HeaderDeadLetterPrefix) || slices.Contains(eventkit.TraceHeaders, h.Key) {
 				continue
 			}
 			hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
@@ -300,15 +301,6 @@ func (c *copier) page(recs []lookback.Record) []kgo.Record {
 		out[i] = kgo.Record{Topic: c.topic, Key: rec.Key, Value: rec.Value, Headers: hs[first:len(hs):len(hs)]}
 	}
 	return out
-}
-
-func isTraceHeader(k string) bool {
-	for _, t := range eventkit.TraceHeaders {
-		if k == t {
-			return true
-		}
-	}
-	return false
 }
 
 // sentSince reads j's target from its checkpoint's floors to the end and
