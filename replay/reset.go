@@ -131,18 +131,27 @@ type Move struct {
 
 // PlanReset works out where req moves each partition, without changing
 // anything. It fails matching [ErrGroupActive] while the group has members,
-// [kafka.ErrUnknownGroup] for a group the cluster does not know,
-// kerr.UnknownTopicOrPartition for a topic or partition that does not exist,
-// and [ErrInvalidReset] for a request that does not validate.
+// [kafka.ErrUnknownGroup] for a group the cluster does not know when req
+// names no topics, kerr.UnknownTopicOrPartition for a topic or partition
+// that does not exist, and [ErrInvalidReset] for a request that does not
+// validate.
+//
+// A group the cluster does not know, with its topics named, is planned as
+// one that never committed (every Current -1), as Kafka's own tool does:
+// executing the plan sets a new group's starting offsets before its first
+// agent starts.
 func PlanReset(ctx context.Context, adm *kadm.Client, req ResetRequest) (Plan, error) {
 	if err := req.Validate(); err != nil {
 		return Plan{}, err
 	}
-	if err := ensureEmpty(ctx, adm, req.Group); err != nil {
-		return Plan{}, err
+	committed, err := emptyGroupOffsets(ctx, adm, req.Group)
+	if errors.Is(err, kafka.ErrUnknownGroup) && len(req.Topics) > 0 {
+		committed, err = nil, nil
 	}
-	committed, err := fetchCommitted(ctx, adm, req.Group)
 	if err != nil {
+		if errors.Is(err, kafka.ErrUnknownGroup) {
+			err = fmt.Errorf("%w; name its topics to set a new group's offsets", err)
+		}
 		return Plan{}, err
 	}
 	topics := req.Topics
@@ -228,10 +237,12 @@ func ExecuteReset(ctx context.Context, adm *kadm.Client, plan Plan) (Plan, error
 	if plan.Group == "" {
 		return plan, &matchErr{"plan names no group", ErrInvalidReset}
 	}
-	if err := ensureEmpty(ctx, adm, plan.Group); err != nil {
-		return plan, err
+	committed, err := emptyGroupOffsets(ctx, adm, plan.Group)
+	if errors.Is(err, kafka.ErrUnknownGroup) {
+		// Still new: the plan's rows must all say so (checked below),
+		// and the commit creates the group.
+		committed, err = nil, nil
 	}
-	committed, err := fetchCommitted(ctx, adm, plan.Group)
 	if err != nil {
 		return plan, err
 	}
@@ -251,6 +262,15 @@ func ExecuteReset(ctx context.Context, adm *kadm.Client, plan Plan) (Plan, error
 	}
 	plan.Executed = true
 	return plan, nil
+}
+
+// emptyGroupOffsets returns the committed offsets of group, failing
+// unless it exists and has no members.
+func emptyGroupOffsets(ctx context.Context, adm *kadm.Client, group string) (kadm.OffsetResponses, error) {
+	if err := ensureEmpty(ctx, adm, group); err != nil {
+		return nil, err
+	}
+	return fetchCommitted(ctx, adm, group)
 }
 
 // ensureEmpty fails unless the group exists and has no members, whichever

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +176,35 @@ func TestExecuteReset(t *testing.T) {
 	}
 }
 
+// A group the cluster does not know yet gets its starting offsets set
+// before its first agent starts, as with Kafka's own tool, once its topics
+// are named.
+func TestResetNewGroup(t *testing.T) {
+	o := newOrders(t)
+	ctx := context.Background()
+	req := replay.ResetRequest{Group: "audit", Topics: []string{"orders"}, ToTime: ptr(t0.Add(4 * time.Minute))}
+	plan, err := replay.PlanReset(ctx, o.adm, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rows(plan), map[string]row{"orders/0": {-1, 4, 10, 6}, "orders/1": {-1, 4, 8, 6}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("plan (current, new, lag before, lag after)\n got %v\nwant %v", got, want)
+	}
+	if groups, err := o.adm.ListGroups(ctx); err != nil || slices.Contains(groups.Groups(), "audit") {
+		t.Fatalf("after the dry run the cluster lists groups %v (%v), want no audit", groups.Groups(), err)
+	}
+	if _, err := replay.ExecuteReset(ctx, o.adm, plan); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := o.committed(t, "audit"), map[int32]int64{0: 4, 1: 4}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("the new group committed %v, want %v", got, want)
+	}
+	// The group exists now: the plan made while it did not is stale.
+	if _, err := replay.ExecuteReset(ctx, o.adm, plan); !errors.Is(err, replay.ErrPlanStale) {
+		t.Fatalf("plan of a group that exists since: %v, want ErrPlanStale", err)
+	}
+}
+
 func TestResetRefusedWhileGroupHasMembers(t *testing.T) {
 	o := newOrders(t)
 	ctx := context.Background()
@@ -264,7 +294,7 @@ func TestResetBadInput(t *testing.T) {
 		{"two targets", replay.ResetRequest{Group: "billing", ToTime: &t0, ShiftBy: ptr[int64](1)}, replay.ErrInvalidReset, "more than one target (to-time, shift-by)"},
 		{"negative offset", replay.ResetRequest{Group: "billing", ToOffset: ptr[int64](-1)}, replay.ErrInvalidReset, "to-offset -1"},
 		{"no group", replay.ResetRequest{ToLatest: true}, replay.ErrInvalidReset, "no group"},
-		{"unknown group", replay.ResetRequest{Group: "nobody", ToLatest: true}, kafka.ErrUnknownGroup, `group "nobody": no such consumer group`},
+		{"unknown group", replay.ResetRequest{Group: "nobody", ToLatest: true}, kafka.ErrUnknownGroup, `group "nobody": no such consumer group; name its topics`},
 		{"unknown topic", replay.ResetRequest{Group: "billing", Topics: []string{"orders", "nope"}, ToLatest: true}, kerr.UnknownTopicOrPartition, "topic nope does not exist"},
 		{"unknown partition", replay.ResetRequest{Group: "billing", Partitions: []int32{0, 7}, ToLatest: true}, kerr.UnknownTopicOrPartition, "topic orders has no partition 7 (it has 2)"},
 	} {

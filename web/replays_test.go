@@ -431,4 +431,15 @@ func TestGroupsAPI(t *testing.T) {
 	if list.Groups[0].Members != 1 {
 		t.Errorf("groups %+v, want billing with its member", list.Groups)
 	}
+
+	// A group that does not exist yet: 404 unless its topics are named,
+	// then its starting offsets are set.
+	if status, b := rf.do("POST", "/api/v1/groups/fresh/offsets", operatorToken, strings.NewReader(`{"to_latest": true}`)); status != 404 || !json.Valid(b) {
+		t.Errorf("new group without topics: %d %s, want 404", status, b)
+	}
+	rf.post("POST", "/api/v1/groups/fresh/offsets", operatorToken, `{"topics": ["orders"], "to_time": "`+at+`"}`, 200, &plan)
+	rf.getJSON("/api/v1/groups/fresh", &g)
+	if !plan.Executed || len(plan.Plan) != 2 || plan.Plan[0].Current != -1 || g.Partitions[0].Committed != 3 || g.Partitions[1].Committed != 3 {
+		t.Fatalf("new group: plan %+v, group %+v, want both partitions at 3", plan, g)
+	}
 }

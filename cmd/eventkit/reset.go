@@ -49,7 +49,9 @@ exactly one target: --to-time, --to-offset, --shift-by, --to-earliest or
 Like Kafka's own tool it only prints the plan unless given --execute: per
 partition the committed offset ("-" where the group never committed), the
 new one, and the lag before and after. Kafka only moves the offsets of an
-empty group: stop the group's consumers first.
+empty group: stop the group's consumers first. A group the cluster does not
+know yet takes its starting offsets from a reset that names its --topic:
+every partition is "-" in the plan, and --execute creates the group there.
 
 With --lookback URL and an operator's --token, the lookback service plans
 and moves the offsets through its API (POST /api/v1/groups/{group}/offsets)
