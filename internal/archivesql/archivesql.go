@@ -156,6 +156,12 @@ type Row struct {
 func RowOf(r *lookback.Record) Row {
 	row := Row{Rec: r, Headers: EncodeHeaders(r.Headers)}
 	var first struct{ id, source, typ, subject, ct, spec, time bool }
+	// The ce_time column holds an instant, not its spelling: it stands for
+	// the header only when the record has one ce_time header, spelled as
+	// FormatTime spells it, at an instant the column holds. Any other
+	// ce_time header is in the header index, and a filter on the column
+	// leaves out the records that have one there (Builder.header).
+	timeInColumn := !r.Time.IsZero() && inNanos(r.Time) && timeHeaders(r.Headers) == 1
 	for _, h := range r.Headers {
 		var (
 			taken *bool
@@ -178,7 +184,7 @@ func RowOf(r *lookback.Record) Row {
 				row.SpecVersion = string(h.Value)
 			}
 		case eventkit.HeaderTime:
-			taken, same = &first.time, !r.Time.IsZero() && string(h.Value) == FormatTime(r.Time)
+			taken, same = &first.time, timeInColumn && string(h.Value) == FormatTime(r.Time)
 		}
 		if taken != nil && !*taken {
 			*taken = true
@@ -189,6 +195,16 @@ func RowOf(r *lookback.Record) Row {
 		row.Indexed = append(row.Indexed, h)
 	}
 	return row
+}
+
+func timeHeaders(hs []eventkit.Header) int {
+	n := 0
+	for _, h := range hs {
+		if h.Key == eventkit.HeaderTime {
+			n++
+		}
+	}
+	return n
 }
 
 // FormatTime is the one spelling of a ce_time that its column stands for.
@@ -220,6 +236,9 @@ func Nanos(t time.Time) int64 {
 
 var minNanos, maxNanos = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
 
+// inNanos reports whether Nanos holds t itself, not a clamp.
+func inNanos(t time.Time) bool { return !t.Before(minNanos) && !t.After(maxNanos) }
+
 // NullTime returns nil for the zero time, else Unix nanoseconds.
 func NullTime(t time.Time) any {
 	if t.IsZero() {
@@ -243,6 +262,9 @@ type Dialect struct {
 	// Header returns the condition that a record has a header named name
 	// whose value is value, in lookback_headers.
 	Header func(b *Builder, name string, value []byte) string
+	// HasHeader returns the condition that a record has a header named
+	// name in lookback_headers, whatever its value.
+	HasHeader func(b *Builder, name string) string
 }
 
 // Builder collects a statement's conditions and arguments.
@@ -315,22 +337,28 @@ func (b *Builder) Filter(f lookback.Filter) {
 // header matches a header through the index, or through the column that
 // stands for it when it is a binding header.
 func (b *Builder) header(h lookback.HeaderMatch) {
+	if h.Value == nil {
+		h.Value = []byte{} // a header's value is never NULL: nil asks for an empty one
+	}
 	col, ok := headerColumns[h.Name]
 	if !ok || len(h.Value) == 0 || !utf8.Valid(h.Value) {
 		b.conds = append(b.conds, b.d.Header(b, h.Name, h.Value))
 		return
 	}
-	var v any = string(h.Value)
-	if col == "ce_time" {
+	var colCond string
+	if col != "ce_time" {
+		colCond = b.d.Eq(b, col, string(h.Value))
+	} else {
 		t, err := time.Parse(time.RFC3339Nano, string(h.Value))
-		if err != nil || FormatTime(t) != string(h.Value) {
-			// No column value is spelled this way.
+		if err != nil || FormatTime(t) != string(h.Value) || !inNanos(t) {
+			// No column value stands for this spelling (RowOf).
 			b.conds = append(b.conds, b.d.Header(b, h.Name, h.Value))
 			return
 		}
-		v = t.UnixNano()
+		// The column holds the instant; a record whose ce_time header
+		// spells it otherwise (or has several) has them in the index.
+		colCond = b.d.Eq(b, col, t.UnixNano()) + " AND NOT " + b.d.HasHeader(b, h.Name)
 	}
-	colCond := b.d.Eq(b, col, v)
 	b.conds = append(b.conds, "(("+colCond+") OR "+b.d.Header(b, h.Name, h.Value)+")")
 }
 

@@ -24,6 +24,9 @@ var SQLite = Dialect{
 	Header: func(b *Builder, name string, value []byte) string {
 		return "seq IN (SELECT seq FROM lookback_headers WHERE name = " + b.Arg(name) + " AND value = " + b.Arg(value) + ")"
 	},
+	HasHeader: func(b *Builder, name string) string {
+		return "seq IN (SELECT seq FROM lookback_headers WHERE name = " + b.Arg(name) + ")"
+	},
 }
 
 // indexPrefix is how much of a long value PostgreSQL's indexes hold: a
@@ -70,6 +73,9 @@ var Postgres = Dialect{
 	},
 	Header: func(b *Builder, name string, value []byte) string {
 		return "seq IN (SELECT seq FROM lookback_headers WHERE " + bytesEq(b, "name", []byte(name)) + " AND " + bytesEq(b, "value", value) + ")"
+	},
+	HasHeader: func(b *Builder, name string) string {
+		return "seq IN (SELECT seq FROM lookback_headers WHERE " + bytesEq(b, "name", []byte(name)) + ")"
 	},
 }
 

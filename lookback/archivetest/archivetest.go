@@ -50,6 +50,7 @@ func Run(t *testing.T, newArchive func(t *testing.T) lookback.Archive) {
 		{"PagesOfLargeRecords", testLargePages},
 		{"DeleteBeforeRemovesOnlyOld", testDeleteBefore},
 		{"TimesPastNanoseconds", testFarTimes},
+		{"TimeHeaderSpellings", testTimeHeaders},
 		{"HostileFilterValues", testHostile},
 		{"BadQueries", testBadQueries},
 		{"ConcurrentAppends", testConcurrent},
@@ -691,6 +692,66 @@ func testFarTimes(t *testing.T, a lookback.Archive) {
 	}
 	if _, err := a.Get(ctx, "orders", 0, 2); !errors.Is(err, lookback.ErrNotFound) {
 		t.Errorf("the record before the cut: %v, want it deleted", err)
+	}
+}
+
+// testTimeHeaders filters on ce_time headers: the ce_time column holds
+// an instant, and a header filter matches a spelling, byte for byte.
+func testTimeHeaders(t *testing.T, a lookback.Archive) {
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	withTime := func(off int64, ceTimes ...string) lookback.Record {
+		hs := []eventkit.Header{hdr(eventkit.HeaderID, fmt.Sprint("t", off)), hdr(eventkit.HeaderSource, "/s"),
+			hdr(eventkit.HeaderType, "t"), hdr(eventkit.HeaderSpecVersion, eventkit.SpecVersion)}
+		for _, v := range ceTimes {
+			hs = append(hs, hdr(eventkit.HeaderTime, v))
+		}
+		return lookback.NewRecord("times", 0, off, t0.Add(time.Duration(off)), nil, []byte("v"), hs)
+	}
+	all := []lookback.Record{
+		withTime(0, "2030-01-02T03:04:05Z"),
+		withTime(1, "2030-01-02T04:04:05+01:00"), // the same instant, spelled otherwise
+		withTime(2, "2030-01-02T03:04:05.000Z"),
+		withTime(3, "2030-01-02T03:04:05Z", "2031-01-01T00:00:00Z"), // two of them
+		withTime(4, "2031-01-01T00:00:00Z", "2030-01-02T03:04:05Z"),
+		withTime(5, "2500-01-01T00:00:00Z"), // past what Unix nanoseconds hold
+		withTime(6, "2600-01-01T00:00:00Z"),
+		withTime(7, "yesterday"),
+		lookback.NewRecord("times", 0, 8, t0, nil, nil, []eventkit.Header{{Key: "empty", Value: []byte{}}}),
+	}
+	mustAppend(t, a, all, nil)
+	if !all[0].Time.Equal(at) {
+		t.Fatalf("record 0 has time %s, want %s", all[0].Time, at)
+	}
+	for _, c := range []struct {
+		name, value string
+		want        []string
+	}{
+		{"canonical", "2030-01-02T03:04:05Z", []string{"times/0/0", "times/0/3", "times/0/4"}},
+		{"an offset", "2030-01-02T04:04:05+01:00", []string{"times/0/1"}},
+		{"fractional zeros", "2030-01-02T03:04:05.000Z", []string{"times/0/2"}},
+		{"the second of two", "2031-01-01T00:00:00Z", []string{"times/0/3", "times/0/4"}},
+		{"after 2262", "2500-01-01T00:00:00Z", []string{"times/0/5"}},
+		{"not a time", "yesterday", []string{"times/0/7"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := lookback.Filter{Headers: []lookback.HeaderMatch{{Name: eventkit.HeaderTime, Value: []byte(c.value)}}}
+			if want := expect(all, f, lookback.Asc, nil); !slices.Equal(want, c.want) {
+				t.Fatalf("the reference matches %v, the case says %v", want, c.want)
+			}
+			if got := coords(queryAll(t, a, lookback.Query{Filter: f, Order: lookback.Asc})); !slices.Equal(got, c.want) {
+				t.Errorf("query: got %v, want %v", got, c.want)
+			}
+			if n, err := a.Count(ctxOf(t), f); err != nil || n != int64(len(c.want)) {
+				t.Errorf("count = %d, %v; want %d", n, err, len(c.want))
+			}
+		})
+	}
+	// A header's value is never NULL: a nil value asks for an empty one.
+	for _, v := range [][]byte{nil, {}} {
+		f := lookback.Filter{Headers: []lookback.HeaderMatch{{Name: "empty", Value: v}}}
+		if got := coords(queryAll(t, a, lookback.Query{Filter: f})); !slices.Equal(got, []string{"times/0/8"}) {
+			t.Errorf("header empty with value %#v: got %v, want times/0/8", v, got)
+		}
 	}
 }
 
