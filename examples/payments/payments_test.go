@@ -355,6 +355,9 @@ func (w *world) badRequests(reportsURL string) {
 		{"undecodable to", "/accounts/x/volume?from=2026-01-01T00:00:00Z&to=%ZZ"},
 		{"undecodable from", "/totals/daily?from=%ZZ"},
 		{"undecodable limit", "/transfers/failed?limit=%ZZ"},
+		// RFC 3339, but year 10000 in UTC, which no answer could spell.
+		{"to past 9999", "/accounts/x/volume?from=2026-01-01T00:00:00Z&to=9999-12-31T23:59:59-01:00"},
+		{"from before year 1", "/accounts/x/volume?from=0000-12-31T23:59:59Z"},
 	} {
 		w.t.Run(tc.name, func(t *testing.T) {
 			var e struct{ Error string }

@@ -59,8 +59,19 @@ func decodeTransfer(ev *eventkit.Event) (*transferRow, error) {
 		return nil, errors.New("payload: created_at is required")
 	case t.Status != want:
 		return nil, fmt.Errorf("payload: status %q in a %s event", t.Status, ev.Type)
-	case want != events.StatusPending && t.SettledAt == nil:
+	case want != events.StatusPending && (t.SettledAt == nil || t.SettledAt.IsZero()):
 		return nil, errors.New("payload: settled_at is required once settled")
+	}
+	if err := checkText("id", t.ID, "from", t.From, "to", t.To); err != nil {
+		return nil, err
+	}
+	if err := checkTime("created_at", t.CreatedAt); err != nil {
+		return nil, err
+	}
+	if t.SettledAt != nil {
+		if err := checkTime("settled_at", *t.SettledAt); err != nil {
+			return nil, err
+		}
 	}
 	r := &transferRow{
 		ID: t.ID, Account: t.From, Counterparty: t.To, AmountMinor: t.AmountMinor,
@@ -121,8 +132,37 @@ func decodeAccount(ev *eventkit.Event) (*accountRow, error) {
 		// Without a subject the record's key names the account.
 		return nil, fmt.Errorf("payload: id %q in an event keyed by account %q", *p.ID, ev.Key)
 	}
+	if err := checkText("id", *p.ID, "holder name", name, "country", p.Holder.Address.Country,
+		"status", p.Status, "language", p.Preferences.Language); err != nil {
+		return nil, err
+	}
+	if err := checkTime("updated_at", p.UpdatedAt); err != nil {
+		return nil, err
+	}
 	return &accountRow{
 		ID: *p.ID, HolderName: name, Country: p.Holder.Address.Country, Status: p.Status,
 		Language: p.Preferences.Language, Version: *p.Version, UpdatedAt: p.UpdatedAt,
 	}, nil
+}
+
+// checkText refuses a payload whose text fields, given as name, value
+// pairs, a store cannot keep: PostgreSQL's text holds neither NUL bytes
+// nor invalid UTF-8, and the write would fail on every retry.
+func checkText(pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !storable(pairs[i+1]) {
+			return fmt.Errorf("payload: %s %q: want UTF-8 text without NUL bytes", pairs[i], pairs[i+1])
+		}
+	}
+	return nil
+}
+
+// checkTime refuses a time the reports could not answer with: RFC 3339
+// spells only the years 0000 to 9999, and a time within them in its own
+// offset may fall outside in UTC (9999-12-31T23:59:59-01:00).
+func checkTime(name string, t time.Time) error {
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return fmt.Errorf("payload: %s %s: want a year from 1 to 9999 in UTC", name, t.Format(time.RFC3339Nano))
+	}
+	return nil
 }

@@ -30,6 +30,8 @@ func TestDecodeAccountAcrossVersions(t *testing.T) {
 		{"no time", `{"id": "a1", "version": 1, "holder": {"name": "Ada"}}`, nil},
 		// The event is about a1: applied, this would overwrite b2's row.
 		{"another account's id", `{"id": "b2", "version": 999999, "updated_at": "2026-03-01T10:00:00Z", "holder": {"name": "x"}}`, nil},
+		{"NUL in the holder name", `{"id": "a1", "version": 1, "updated_at": "2026-03-01T10:00:00Z", "holder": {"name": "A\u0000da"}}`, nil},
+		{"updated past 9999 in UTC", `{"id": "a1", "version": 1, "updated_at": "9999-12-31T23:59:59-01:00", "holder": {"name": "Ada"}}`, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := decodeAccount(&eventkit.Event{Type: events.AccountUpdated, Subject: "a1", Data: []byte(tc.data)})
@@ -72,9 +74,25 @@ func TestDecodeTransferRefusesWhatWouldCorruptARow(t *testing.T) {
 		"bad currency":            `{"id": "t1", "from": "a", "to": "b", "amount_minor": 5, "currency": "euro", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
 		"no payee":                `{"id": "t1", "from": "a", "amount_minor": 5, "currency": "EUR", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
 		"truncated":               ok[:40],
+		// PostgreSQL's text refuses these: the write would fail on every
+		// retry and halt the partition instead of parking the event.
+		"NUL in the id": `{"id": "t\u0000", "from": "a", "to": "b", "amount_minor": 5, "currency": "EUR", "status": "pending", "created_at": "2026-03-01T10:00:00Z"}`,
+		// Year 10000 in UTC: no report could answer with it.
+		"created past 9999 in UTC": `{"id": "t1", "from": "a", "to": "b", "amount_minor": 5, "currency": "EUR", "status": "pending", "created_at": "9999-12-31T23:59:59-01:00"}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if r, err := decodeTransfer(&eventkit.Event{Type: events.TransferCreated, Data: []byte(data)}); err == nil {
+				t.Fatalf("decoded %+v, want an error", r)
+			}
+		})
+	}
+	for name, data := range map[string]string{
+		// Stored, the zero time reads back NULL.
+		"settled at the zero time":     `{"id": "t1", "from": "a", "to": "b", "amount_minor": 5, "currency": "EUR", "status": "failed", "created_at": "2026-03-01T10:00:00Z", "settled_at": "0001-01-01T00:00:00Z"}`,
+		"settled before year 1 in UTC": `{"id": "t1", "from": "a", "to": "b", "amount_minor": 5, "currency": "EUR", "status": "failed", "created_at": "2026-03-01T10:00:00Z", "settled_at": "0001-01-01T00:00:00+01:00"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if r, err := decodeTransfer(&eventkit.Event{Type: events.TransferFailed, Data: []byte(data)}); err == nil {
 				t.Fatalf("decoded %+v, want an error", r)
 			}
 		})

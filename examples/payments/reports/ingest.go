@@ -73,7 +73,12 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status, completed_at = excluded.completed_at
 		WHERE transfers.status = 'pending' AND excluded.status <> 'pending'`
-	addDaily = `INSERT INTO daily_totals (day, currency, transfers, amount_minor) VALUES (?, ?, 1, ?)
+	// The amount and currency added are the row's, not the event's: a
+	// completion whose payload disagrees with the transfer as created
+	// (a misbehaving producer) must not make the daily totals disagree
+	// with the volumes, which read the row.
+	addDaily = `INSERT INTO daily_totals (day, currency, transfers, amount_minor)
+		SELECT ?, currency, 1, amount_minor FROM transfers WHERE id = ?
 		ON CONFLICT (day, currency) DO UPDATE SET transfers = daily_totals.transfers + 1, amount_minor = daily_totals.amount_minor + excluded.amount_minor`
 	// An older account.updated (by version) never overwrites a newer one.
 	// The row's own version applies again (>=, not >): an account's
@@ -153,7 +158,7 @@ func apply(exec func(q string, args ...any) (int64, error), w *write, schema int
 	if err != nil || t.Status != events.StatusCompleted || n == 0 {
 		return err // n == 0: already settled, counted before
 	}
-	_, err = exec(addDaily, t.CompletedAt.UTC().Format(dayLayout), t.Currency, t.AmountMinor)
+	_, err = exec(addDaily, t.CompletedAt.UTC().Format(dayLayout), t.ID)
 	return err
 }
 

@@ -103,7 +103,7 @@ func (s *Service) volume(w http.ResponseWriter, r *http.Request) error {
 	}
 	rows, err := s.st.read.QueryContext(ctx, s.st.q(`SELECT currency, count(*), CAST(sum(amount_minor) AS BIGINT) FROM transfers
 		WHERE account = ? AND created_at >= ? AND created_at < ? AND status = 'completed'
-		GROUP BY currency ORDER BY currency`), id, from.UnixMicro(), to.UnixMicro())
+		GROUP BY currency ORDER BY currency`), id, ceilMicro(from), ceilMicro(to))
 	if err != nil {
 		return err
 	}
@@ -289,13 +289,17 @@ func (s *Service) failedTransfers(w http.ResponseWriter, r *http.Request) error 
 	page := FailedPage{Transfers: []FailedTransfer{}}
 	for rows.Next() {
 		var (
-			t                FailedTransfer
-			created, settled int64
+			t       FailedTransfer
+			created int64
+			settled sql.NullInt64 // NULL in rows a malformed event wrote before the decoder refused it
 		)
 		if err := rows.Scan(&t.ID, &t.Account, &t.Counterparty, &t.AmountMinor, &t.Currency, &created, &settled); err != nil {
 			return err
 		}
-		t.CreatedAt, t.FailedAt = time.UnixMicro(created).UTC(), time.UnixMicro(settled).UTC()
+		t.CreatedAt = time.UnixMicro(created).UTC()
+		if settled.Valid {
+			t.FailedAt = time.UnixMicro(settled.Int64).UTC()
+		}
 		page.Transfers = append(page.Transfers, t)
 	}
 	if err := rows.Err(); err != nil {
@@ -330,7 +334,21 @@ func timeParam(q url.Values, name string, def time.Time) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, web.Errorf(http.StatusBadRequest, "%s %q: want RFC 3339", name, v)
 	}
+	if checkTime(name, t) != nil {
+		return time.Time{}, web.Errorf(http.StatusBadRequest, "%s %q: want a year from 1 to 9999 in UTC", name, v)
+	}
 	return t.UTC(), nil
+}
+
+// ceilMicro returns the first whole microsecond at or after t: the stored
+// times are microseconds, and c >= t (or c < t) holds for a stored c
+// exactly when it holds against ceilMicro(t).
+func ceilMicro(t time.Time) int64 {
+	us := t.UnixMicro()
+	if t.After(time.UnixMicro(us)) {
+		us++
+	}
+	return us
 }
 
 func dayParam(q url.Values, name string, def time.Time) (time.Time, error) {

@@ -37,9 +37,15 @@ func Errorf(status int, format string, args ...any) error {
 
 // JSON writes v with status.
 func JSON(w http.ResponseWriter, status int, v any) {
+	// Encoded before the status goes out: a value that does not encode (a
+	// time past year 9999) answers 500, not a 200 with an empty body.
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error: the answer does not encode as JSON"}`)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // Fail answers err as {"error": "..."}: an [*Error] with its own status,
