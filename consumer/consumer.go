@@ -411,7 +411,11 @@ func (c *Consumer) schedule(l *lane) {
 	}
 }
 
-// fail records the first fatal error and stops the agent.
+// fail records the first fatal error and stops the agent. A halt of an
+// earlier event of the halted partition, one of those still handled on the
+// way out, takes the first one's place: the commit stops before it, so it
+// is where the partition starts again and what the error must name, and
+// the events between the two need not be waited for.
 func (c *Consumer) fail(err error, at *haltPoint) {
 	c.fatalMu.Lock()
 	defer c.fatalMu.Unlock()
@@ -422,7 +426,19 @@ func (c *Consumer) fail(err error, at *haltPoint) {
 		}
 		c.stopping.Store(true)
 		c.cancelPoll()
+		return
 	}
+	if hp := c.haltAt.Load(); at != nil && hp != nil && hp.p == at.p && at.offset.Load() < hp.offset.Load() {
+		c.fatal = err
+		hp.offset.Store(at.offset.Load())
+	}
+}
+
+// newHaltPoint returns the halt point at offset of p.
+func newHaltPoint(p *partition, offset int64) *haltPoint {
+	hp := &haltPoint{p: p, reached: make(chan struct{})}
+	hp.offset.Store(offset)
+	return hp
 }
 
 // haltPoint is the event a StopService halt stopped the agent at. The
@@ -431,7 +447,7 @@ func (c *Consumer) fail(err error, at *haltPoint) {
 // been, when it halted.
 type haltPoint struct {
 	p       *partition
-	offset  int64
+	offset  atomic.Int64  // lowered by a halt of an earlier event (fail)
 	reached chan struct{} // closed once nothing before the offset is undone
 	once    sync.Once
 }
@@ -440,14 +456,14 @@ type haltPoint struct {
 // halt stopped at.
 func (c *Consumer) beforeHalt(p *partition, it *item) bool {
 	hp := c.haltAt.Load()
-	return hp != nil && hp.p == p && it.rec.Offset < hp.offset
+	return hp != nil && hp.p == p && it.rec.Offset < hp.offset.Load()
 }
 
 // checkHalt closes hp.reached once p has nothing undone before the halted
 // event; the caller holds p.mu.
 func (p *partition) checkHalt() {
 	if hp := p.c.haltAt.Load(); hp != nil && hp.p == p &&
-		(len(p.window) == 0 || p.window[0].rec.Offset >= hp.offset || p.gone.Load()) {
+		(len(p.window) == 0 || p.window[0].rec.Offset >= hp.offset.Load() || p.gone.Load()) {
 		hp.once.Do(func() { close(hp.reached) })
 	}
 }
@@ -468,7 +484,7 @@ func (c *Consumer) awaitHalt() {
 	case <-hp.reached:
 	case <-t.C:
 		c.log.Warn("events before the halted one still undone after the drain timeout; committing what is done",
-			"topic", hp.p.topic, "partition", hp.p.id, "offset", hp.offset, "drain_timeout", c.cfg.drainTimeout)
+			"topic", hp.p.topic, "partition", hp.p.id, "offset", hp.offset.Load(), "drain_timeout", c.cfg.drainTimeout)
 	}
 }
 

@@ -35,7 +35,8 @@ type EventError struct {
 }
 
 // Error reads "halted topic=T partition=P offset=O id=ID attempts=N cause=…",
-// the line the relay prints before it exits.
+// the line the relay prints before it exits; ID is T/P/O for an event
+// without one.
 func (e *EventError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Reason.Error())
@@ -46,7 +47,13 @@ func (e *EventError) Error() string {
 	b.WriteString(" offset=")
 	b.WriteString(strconv.FormatInt(e.Offset, 10))
 	b.WriteString(" id=")
-	b.WriteString(logSafe(e.ID))
+	if e.ID == "" {
+		// An event without an id goes by its coordinates, as the relay
+		// names it to the application (ce-id).
+		b.WriteString(logSafe(e.Topic + "/" + strconv.Itoa(int(e.Partition)) + "/" + strconv.FormatInt(e.Offset, 10)))
+	} else {
+		b.WriteString(logSafe(e.ID))
+	}
 	b.WriteString(" attempts=")
 	b.WriteString(strconv.Itoa(e.Attempts))
 	b.WriteString(" cause=")

@@ -426,3 +426,12 @@ func TestStatusStartsFromTheGroupsCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An event without an id goes by its coordinates in the halt line, the id
+// the relay gave the application (ce-id).
+func TestHaltLineOfAnEventWithoutID(t *testing.T) {
+	err := &consumer.EventError{Reason: consumer.ErrHalted, Topic: "orders", Partition: 0, Offset: 7, Attempts: 1, Cause: errors.New("503")}
+	if got, want := err.Error(), "halted topic=orders partition=0 offset=7 id=orders/0/7 attempts=1 cause=503"; got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}

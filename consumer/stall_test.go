@@ -130,6 +130,32 @@ func TestHaltCommitsEverythingBefore(t *testing.T) {
 	}
 }
 
+// When the events handled on the way out of a halt halt as well, the
+// earliest of them is where the agent stops: the error names it, the
+// commit stops before it, and the agent does not wait out DrainTimeout
+// for events that will never be done.
+func TestEarlierHaltsOnTheWayOut(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 8, nil)...)
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		if ev.ID == "e-0" {
+			return nil
+		}
+		return errors.New("down")
+	}), consumer.Ordering(consumer.Unordered), consumer.Concurrency(8), consumer.MaxRetries(2),
+		consumer.Backoff(time.Millisecond, time.Millisecond),
+		consumer.SessionTimeout(4*time.Minute), consumer.RebalanceTimeout(3*time.Minute), consumer.DrainTimeout(2*time.Minute))
+	err := testkit.Go(t, c.Run).Wait(30 * time.Second)
+	var ee *consumer.EventError
+	if !errors.Is(err, consumer.ErrHalted) || !errors.As(err, &ee) || ee.Offset != 1 {
+		t.Fatalf("Run = %v, want a halt at offset 1", err)
+	}
+	if got := testkit.Committed(t, cl, "g")["orders"][0]; got != 1 {
+		t.Fatalf("committed %d, want 1", got)
+	}
+}
+
 // Under PausePartition, halts on several partitions, each buffering fewer
 // records than a stalled partition needs to be held for, must not add up
 // to MaxInFlight and stop the partitions that have none.

@@ -319,7 +319,7 @@ func (c *Consumer) halt(p *partition, it *item, cause error) {
 	attempts := it.attempt - it.base
 	if c.cfg.haltAction == StopService {
 		c.log.Error("event used up its retries; stopping", c.attrs(it, "attempts", attempts, "cause", cause)...)
-		c.fail(c.eventError(ErrHalted, it, cause), &haltPoint{p: p, offset: it.rec.Offset, reached: make(chan struct{})})
+		c.fail(c.eventError(ErrHalted, it, cause), newHaltPoint(p, it.rec.Offset))
 	} else {
 		c.log.Error("event used up its retries; partition paused until resumed or skipped", c.attrs(it, "attempts", attempts, "cause", cause)...)
 	}

@@ -393,3 +393,13 @@ func TestTailOneLinePerRecord(t *testing.T) {
 	}
 	p.interrupt()
 }
+
+// A line is JSON only when it is UTF-8 as well: json.Valid accepts any
+// byte inside a string.
+func TestProduceContentTypeOfBinaryStrings(t *testing.T) {
+	for line, want := range map[string]string{`"caf\u00e9"`: "application/json", "\"caf\xe9\"": "text/plain", `{"a":1}`: "application/json"} {
+		if got := (&produceFlags{}).event([]byte(line)).ContentType; got != want {
+			t.Errorf("%q: content type %s, want %s", line, got, want)
+		}
+	}
+}

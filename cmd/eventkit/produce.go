@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/eventkit/eventkit"
 	"github.com/eventkit/eventkit/kafka"
@@ -154,7 +155,8 @@ func (f *produceFlags) event(line []byte) *eventkit.Event {
 	}
 	if ev.ContentType == "" {
 		ev.ContentType = "text/plain"
-		if json.Valid(line) {
+		// JSON is UTF-8; json.Valid lets other bytes through inside strings.
+		if json.Valid(line) && utf8.Valid(line) {
 			ev.ContentType = "application/json"
 		}
 	}
