@@ -50,6 +50,7 @@ import (
 	"github.com/eventkit/eventkit"
 	"github.com/eventkit/eventkit/kafka"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -330,6 +331,10 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 			return
 		}
 		fs.EachError(func(topic string, partition int32, err error) {
+			if fatal := groupConfigError(err); fatal != nil {
+				c.fail(fatal, nil)
+				return
+			}
 			if !errors.Is(err, context.Canceled) {
 				c.log.Warn("fetch error", "topic", topic, "partition", partition, "error", err)
 			}
@@ -409,6 +414,18 @@ func (c *Consumer) schedule(l *lane) {
 	case c.ready <- l:
 	case <-c.quit:
 	}
+}
+
+// groupConfigError returns the error Run stops with when err says the
+// group cannot be joined as configured: franz-go would try again forever,
+// with a warning a poll, and nothing would ever be consumed.
+func groupConfigError(err error) error {
+	for _, e := range []error{kerr.InvalidSessionTimeout, kerr.GroupAuthorizationFailed, kerr.InvalidGroupID} {
+		if errors.Is(err, e) {
+			return fmt.Errorf("consumer: joining the group: %w", err)
+		}
+	}
+	return nil
 }
 
 // fail records the first fatal error and stops the agent. A halt of an

@@ -139,3 +139,17 @@ func TestMalformedRecordsReachTheHandler(t *testing.T) {
 		t.Errorf("non-UTF-8 key or value changed: %q %q", evs[3].Key, evs[3].Data)
 	}
 }
+
+// A group the broker will not let the agent join as configured (here a
+// session timeout above the broker's maximum, 5 minutes on the embedded
+// one) stops Run with the broker's reason, rather than a warning a poll
+// for ever.
+func TestGroupRefusedStopsRun(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(context.Context, *eventkit.Event) error { return nil }),
+		consumer.SessionTimeout(6*time.Minute), consumer.RebalanceTimeout(4*time.Minute))
+	err := testkit.Go(t, c.Run).Wait(30 * time.Second)
+	if !errors.Is(err, kerr.InvalidSessionTimeout) {
+		t.Fatalf("Run = %v, want the broker's INVALID_SESSION_TIMEOUT", err)
+	}
+}
