@@ -17,7 +17,9 @@
 // SQLite has one writer at a time, so every write of the process goes
 // through one connection: the stores' group-commit writer and the caller's
 // own transactions ([DB.BeginTx]) queue for it in Go instead of failing
-// with SQLITE_BUSY. Reads use a pool of their own.
+// with SQLITE_BUSY. Reads use a pool of their own, and a connection of its
+// own copies the WAL into the database file in the background, so that no
+// write waits for that copy; [DB.Close] stops it.
 //
 // Parameters of a "file:" URI are kept, so a new database can take
 // settings of its own. A database that holds only the idempotency store
@@ -40,6 +42,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -52,7 +55,14 @@ var migrations embed.FS
 type DB struct {
 	write *sql.DB // one connection: every write of this process
 	read  *sql.DB
+	ckpt  *sql.DB // one connection: the checkpointer's
+	stop  context.CancelFunc
+	done  chan struct{} // closed when the checkpointer has stopped
 }
+
+// checkpointEvery is how often the checkpointer copies the WAL's committed
+// pages into the database file.
+const checkpointEvery = 100 * time.Millisecond
 
 // Open opens (creating when missing) the database file at dsn, a path or a
 // "file:" URI, and applies the migrations that have not run yet. Query
@@ -61,7 +71,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if dsn == "" || strings.Contains(dsn, ":memory:") || strings.Contains(dsn, "mode=memory") {
 		return nil, errors.New("sqlite: want a database file: a writer and readers on separate connections cannot share an in-memory database")
 	}
-	write, err := sql.Open("sqlite", withParams(dsn, false))
+	write, err := sql.Open("sqlite", withParams(dsn, writer))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", dsn, err)
 	}
@@ -75,7 +85,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		return nil, err
 	}
 	// Readers are opened after the migration, which set WAL mode on the file.
-	db.read, err = sql.Open("sqlite", withParams(dsn, true))
+	db.read, err = sql.Open("sqlite", withParams(dsn, reader))
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", dsn, err)
@@ -87,13 +97,59 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	readers := max(4, runtime.GOMAXPROCS(0))
 	db.read.SetMaxOpenConns(readers)
 	db.read.SetMaxIdleConns(readers)
+	db.ckpt, err = sql.Open("sqlite", withParams(dsn, checkpointer))
+	if err != nil {
+		db.read.Close()
+		write.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", dsn, err)
+	}
+	db.ckpt.SetMaxOpenConns(1)
+	db.ckpt.SetMaxIdleConns(1)
+	var ckptCtx context.Context
+	ckptCtx, db.stop = context.WithCancel(context.Background())
+	db.done = make(chan struct{})
+	go db.checkpoint(ckptCtx)
 	return db, nil
 }
 
-// withParams adds the connection settings to dsn. _txlock=immediate makes
-// every transaction take the write lock when it begins, so a transaction
-// that reads before it writes cannot fail to upgrade its lock.
-func withParams(dsn string, readOnly bool) string {
+// checkpoint copies the WAL into the database file in the background
+// until ctx ends. Left to the writer, SQLite does it in the commit that
+// takes the WAL past 1000 pages, and every write of the process waits for
+// that copy and its fsync; here it runs beside them, on a connection of its
+// own. A passive checkpoint never waits for the writer or the readers: it
+// copies what no reader still needs and leaves the rest to the next one.
+// The writer still checkpoints by itself once the WAL holds 16000 pages,
+// should this one fall behind.
+func (db *DB) checkpoint(ctx context.Context) {
+	defer close(db.done)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var busy, frames, copied int64
+		// An error (the database closed under it, SQLITE_BUSY from a
+		// checkpoint the writer runs) leaves the copy to the next tick.
+		_ = db.ckpt.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+	}
+}
+
+// role is what a connection is for.
+type role int
+
+const (
+	writer role = iota
+	reader
+	checkpointer
+)
+
+// withParams adds the connection settings of role to dsn. _txlock=immediate
+// makes every transaction take the write lock when it begins, so a
+// transaction that reads before it writes cannot fail to upgrade its lock.
+func withParams(dsn string, r role) string {
 	if !strings.HasPrefix(dsn, "file:") {
 		dsn = "file:" + dsn
 	}
@@ -105,7 +161,8 @@ func withParams(dsn string, readOnly bool) string {
 	// SQLite's default page cache is 2 MiB a connection: an archive's
 	// indexes outgrow it at once, and every evicted page is read back
 	// with a system call. The cache is filled only as pages are used.
-	if readOnly {
+	switch r {
+	case reader:
 		q.Set("_query_only", "1")
 		q.Add("_pragma", "cache_size(-65536)") // 64 MiB a reader
 		// Readers map the file (up to 4 GiB) instead of reading pages with
@@ -113,7 +170,7 @@ func withParams(dsn string, readOnly bool) string {
 		// archive reads 1.5× faster. The WAL's newest pages are still read
 		// from the WAL, so a reader sees every committed write.
 		q.Add("_pragma", "mmap_size(4294967296)")
-	} else {
+	case writer:
 		q.Set("_txlock", "immediate")
 		q.Add("_pragma", "cache_size(-262144)") // 256 MiB
 		// A statement that writes many rows (the stores' multi-row upserts)
@@ -121,6 +178,9 @@ func withParams(dsn string, readOnly bool) string {
 		// file that costs a write system call per page it touches. It
 		// serves no durability: the WAL does.
 		q.Add("_pragma", "temp_store(memory)")
+		// The checkpointer copies the WAL (DB.checkpoint); this is the
+		// writer's own copy, should it fall behind.
+		q.Add("_pragma", "wal_autocheckpoint(16000)")
 	}
 	sep := "?"
 	if strings.Contains(dsn, "?") {
@@ -159,7 +219,10 @@ func (db *DB) Writer() *sql.DB { return db.write }
 // Reader returns a pool of read-only connections.
 func (db *DB) Reader() *sql.DB { return db.read }
 
-// Close closes the database. Close the stores first.
+// Close stops the checkpointer and closes the database. Close the stores
+// first.
 func (db *DB) Close() error {
-	return errors.Join(db.read.Close(), db.write.Close())
+	db.stop()
+	<-db.done
+	return errors.Join(db.ckpt.Close(), db.read.Close(), db.write.Close())
 }

@@ -3,9 +3,13 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/eventkit/eventkit/internal/testkit"
 	"github.com/eventkit/eventkit/sqlite"
 )
 
@@ -58,4 +62,34 @@ func TestReadersStayOpen(t *testing.T) {
 	if s := db.Reader().Stats(); s.Idle != n || s.MaxIdleClosed != 0 {
 		t.Fatalf("%d of %d readers idle, %d closed for want of room", s.Idle, n, s.MaxIdleClosed)
 	}
+}
+
+// Committed pages reach the database file without the writer copying them:
+// the writer's own checkpoint waits for a WAL of 16000 pages, and the
+// writes here fill a few hundred.
+func TestWALCopiedInTheBackground(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "eventkit.db")
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Writer().ExecContext(ctx, "CREATE TABLE filler (b BLOB)"); err != nil {
+		t.Fatal(err)
+	}
+	const size = 2 << 20
+	if _, err := db.Writer().ExecContext(ctx, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) INSERT INTO filler SELECT randomblob(1024) FROM n", size/1024); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, func() error {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return err
+		}
+		if fi.Size() < size {
+			return fmt.Errorf("database file of %d bytes, want the %d written", fi.Size(), size)
+		}
+		return nil
+	})
 }
