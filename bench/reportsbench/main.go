@@ -190,9 +190,10 @@ func run(n, rounds, transfers, queries int) error {
 	return w.Flush()
 }
 
-// raw is the baseline: franz-go's own group consumer.
+// raw is the baseline: franz-go's own group consumer, fetching as much at a
+// time as the agent does (8 MiB).
 func raw(addr, group, _ string, n int) (time.Duration, error) {
-	return benchkit.RawConsume(context.Background(), addr, events.TopicTransfers, group, n)
+	return benchkit.RawConsume(context.Background(), addr, events.TopicTransfers, group, n, kgo.FetchMaxBytes(8<<20))
 }
 
 // ingest runs the reports service on a fresh database until every event
