@@ -8,9 +8,10 @@
 // CloudEvents attributes, the key, headers and a time range, and page with
 // an opaque cursor that keeps its place while new events arrive:
 //
-//	page, err := archive.Query(ctx, lookback.Query{Topic: "payments", Key: []byte("acct-42"), Limit: 50})
+//	f := lookback.Filter{Topic: "payments", Key: []byte("acct-42")}
+//	page, err := archive.Query(ctx, lookback.Query{Filter: f, Limit: 50})
 //	for _, r := range page.Records { ... }
-//	next, err := archive.Query(ctx, lookback.Query{Topic: "payments", Key: []byte("acct-42"), Limit: 50, Cursor: page.NextCursor})
+//	next, err := archive.Query(ctx, lookback.Query{Filter: f, Limit: 50, Cursor: page.NextCursor})
 //
 // Stores live in packages sqlite (the embedded default) and postgres; both
 // pass the suite in lookback/archivetest.

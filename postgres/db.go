@@ -1,6 +1,6 @@
 // Package postgres keeps eventkit's state in PostgreSQL through pgx: the
-// idempotency store today, the lookback archive and the audit log next,
-// each a concern of one [DB] with its own migrations.
+// idempotency store, the lookback archive, its audit log and replay jobs,
+// each a concern of one [DB] whose migrations create every table.
 //
 //	db, err := postgres.Open(ctx, "postgres://eventkit@db.internal/eventkit")
 //	if err != nil {
