@@ -403,3 +403,17 @@ func TestProduceContentTypeOfBinaryStrings(t *testing.T) {
 		}
 	}
 }
+
+// dev's hints run the program the way it was started: a newcomer who typed
+// "go run ./cmd/eventkit dev" has no eventkit on the PATH.
+func TestSelfCommand(t *testing.T) {
+	for arg0, want := range map[string]string{
+		"/tmp/go-build3323423/b001/exe/eventkit": "go run ./cmd/eventkit",
+		"/usr/local/bin/eventkit":                "eventkit",
+		"eventkit":                               "eventkit",
+	} {
+		if got := selfCommand(arg0); got != want {
+			t.Errorf("selfCommand(%q) = %q, want %q", arg0, got, want)
+		}
+	}
+}

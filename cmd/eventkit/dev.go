@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -144,9 +146,20 @@ func (f *brokerFlags) devStart(_ context.Context, env *devEnv) (func(), error) {
 	}
 	env.brokerAddr = b.Addr()
 	env.lines = append(env.lines, "broker: "+b.Addr())
+	self := selfCommand(os.Args[0])
 	env.hints = append(env.hints,
-		fmt.Sprintf(`echo '{"hello":"world"}' | eventkit produce --brokers %s --topic %s`, b.Addr(), devTopic),
-		fmt.Sprintf("eventkit tail --brokers %s --topic %s --from-beginning", b.Addr(), devTopic),
+		fmt.Sprintf(`echo '{"hello":"world"}' | %s produce --brokers %s --topic %s`, self, b.Addr(), devTopic),
+		fmt.Sprintf("%s tail --brokers %s --topic %s --from-beginning", self, b.Addr(), devTopic),
 	)
 	return b.Close, nil
+}
+
+// selfCommand is how to run this program again in a hint: "go run
+// ./cmd/eventkit" when it was started that way (its binary then sits in a
+// go-build directory that is gone once it exits), else "eventkit".
+func selfCommand(arg0 string) string {
+	if strings.Contains(filepath.ToSlash(arg0), "/go-build") {
+		return "go run ./cmd/eventkit"
+	}
+	return "eventkit"
 }
