@@ -30,10 +30,11 @@ func attemptOf(ctx context.Context) *attemptCtx {
 
 // Attempt reports which delivery of the event this is: 1 the first time,
 // 2 on the first retry, and so on. It is 0 outside a handler called by the
-// agent. With an idempotency store the count survives restarts.
+// agent. With an idempotency store the count survives restarts. Calls that
+// found the event busy elsewhere (Uncounted) are not deliveries.
 func Attempt(ctx context.Context) int {
 	if a := attemptOf(ctx); a != nil {
-		return a.it.attempt
+		return a.it.delivery()
 	}
 	return 0
 }
@@ -41,12 +42,14 @@ func Attempt(ctx context.Context) int {
 // SetAttempt raises the attempt count of the event being handled to n, for
 // middleware that keeps counts across restarts and rebalances (the
 // idempotency layer): the retry limit then counts attempts made before this
-// process started, so a crash loop still halts. A lower n is ignored, as is
-// a context the agent did not create. It must be called from the handler's
-// own goroutine.
+// process started, so a crash loop still halts. n counts the attempts of the
+// current retry budget, this one included, from 1 again after a resume
+// (see Resumed); calls that found the event busy elsewhere (Uncounted) are
+// not attempts. A lower n is ignored, as is a context the agent did not
+// create. It must be called from the handler's own goroutine.
 func SetAttempt(ctx context.Context, n int) {
-	if a := attemptOf(ctx); a != nil && n > a.it.attempt {
-		a.it.attempt = n
+	if a := attemptOf(ctx); a != nil && n > a.it.attempt-a.it.base {
+		a.it.attempt = a.it.base + n
 	}
 }
 

@@ -349,7 +349,7 @@ func TestUncountedFailuresKeepTheRetryBudget(t *testing.T) {
 	var seen []int
 	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
 		seen = append(seen, consumer.Attempt(ctx))
-		if consumer.Attempt(ctx) <= 5 {
+		if len(seen) <= 5 {
 			consumer.Uncounted(ctx) // held by another node
 		}
 		return errors.New("failing")
@@ -359,8 +359,10 @@ func TestUncountedFailuresKeepTheRetryBudget(t *testing.T) {
 	if !errors.As(err, &ee) || ee.Attempts != 3 {
 		t.Fatalf("Run = %v, want a halt after 3 counted attempts", err)
 	}
-	if !equalInts(seen, []int{1, 2, 3, 4, 5, 6, 7, 8}) {
-		t.Fatalf("attempts seen by the handler %v, want 5 uncounted and 3 counted", seen)
+	// A call that found the event busy elsewhere is not a delivery: the
+	// first five calls and the sixth are all the first delivery.
+	if !equalInts(seen, []int{1, 1, 1, 1, 1, 1, 2, 3}) {
+		t.Fatalf("attempts seen by the handler %v, want 5 uncounted calls, then attempts 1 to 3", seen)
 	}
 }
 

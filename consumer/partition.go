@@ -13,13 +13,24 @@ import (
 )
 
 // item is one record between fetch and commit.
+// delivery is which delivery of the event the current (or last) call is:
+// calls that found it busy elsewhere are not deliveries.
+func (it *item) delivery() int {
+	n := it.attempt - it.held
+	if it.uncounted { // this call's, not yet folded into held
+		n--
+	}
+	return n
+}
+
 type item struct {
 	rec  *kgo.Record
 	ev   eventkit.Event
 	done bool
 
 	attempt int   // handler calls so far
-	base    int   // attempt count when the retry budget last started (Resume resets it)
+	held    int   // of them, calls that found the event busy elsewhere (Uncounted)
+	base    int   // attempt count when the retry budget last started (Resume resets it; uncounted calls move it)
 	lastErr error // the cause of the last failed attempt
 	failed  bool  // an attempt failed; guarded by the partition's mu, for hold
 	// uncounted: the handler said this call's failure was not the event's

@@ -163,6 +163,8 @@ loop:
 		it.lastErr = err
 		if it.uncounted {
 			it.base++
+			it.held++
+			it.uncounted = false
 		}
 		failed := it.attempt - it.base
 		h := c.cfg.maxRetries >= 0 && failed > c.cfg.maxRetries
@@ -171,7 +173,7 @@ loop:
 			c.halt(p, it, err)
 		} else {
 			d = c.backoff(failed)
-			c.log.Info("event will be retried", c.attrs(it, "attempt", it.attempt, "backoff", d, "cause", err)...)
+			c.log.Info("event will be retried", c.attrs(it, "attempt", it.delivery(), "backoff", d, "cause", err)...)
 		}
 		if c.cfg.order == Unordered {
 			nl := &lane{p: p, queue: []*item{it}, state: laneParked}
@@ -274,7 +276,7 @@ func (c *Consumer) call(p *partition, it *item) (err error) {
 			c.log.Error("handler panicked", c.attrs(it, "panic", r, "stack", string(debug.Stack()))...)
 		}
 		if span != nil {
-			c.tracing.end(span, it.attempt, err)
+			c.tracing.end(span, it.delivery(), err)
 		}
 	}()
 	return c.handler.Handle(ctx, &it.ev)
@@ -283,7 +285,7 @@ func (c *Consumer) call(p *partition, it *item) (err error) {
 // warn logs a warned event and parks it on the dead-letter topic when one is
 // set. It reports whether the event is done; the caller marks it.
 func (c *Consumer) warn(p *partition, it *item, cause error) bool {
-	c.log.Warn("event warned", c.attrs(it, "attempt", it.attempt, "cause", cause)...)
+	c.log.Warn("event warned", c.attrs(it, "attempt", it.delivery(), "cause", cause)...)
 	if c.cfg.deadLetter != "" {
 		if err := c.deadLetter(p, it, cause); err != nil {
 			c.log.Error("dead-letter produce failed; the event will be retried", c.attrs(it, "dead_letter_topic", c.cfg.deadLetter, "error", err)...)

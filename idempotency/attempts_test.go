@@ -1,0 +1,133 @@
+package idempotency_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/consumer"
+	"github.com/eventkit/eventkit/idempotency"
+	"github.com/eventkit/eventkit/internal/testkit"
+	"github.com/eventkit/eventkit/kafka"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// A process killed mid-handler leaves its claim until the lease ends; the
+// member that takes the event over finds it held until then. Those calls
+// are not attempts, and they must not hide the attempts the claim counts:
+// the three crashed processes' attempts and this one's make MaxRetries(3)
+// + 1, so this member calls the handler once, as attempt 4, and halts.
+func TestCrashLoopKeepsCountPastALiveLease(t *testing.T) {
+	const topic, group = "crashloop", "crashloop-group"
+	b := testkit.Broker(t, 1, topic)
+	cl := testkit.Client(t, b.Addr())
+	ev := &eventkit.Event{ID: "e-1", Source: "/s", Type: "t"}
+	testkit.Produce(t, cl, kafka.RecordOf(topic, ev))
+
+	store := idempotency.NewMemoryStore()
+	key := idempotency.Key(group, ev)
+	now := time.Now()
+	for i, owner := range []string{"dead-1", "dead-2", "dead-3"} {
+		until := now.Add(-time.Second) // expired: the next one takes over
+		if i == 2 {
+			until = now.Add(700 * time.Millisecond) // the last crash's lease is still live
+		}
+		out, err := store.Claim(context.Background(), idempotency.ClaimRequest{
+			Key: key, Owner: owner, Now: now, Until: until, Expire: now.Add(time.Hour)})
+		if err != nil || out.Status != idempotency.Acquired {
+			t.Fatalf("seed claim %d: %v %v", i, out.Status, err)
+		}
+	}
+
+	var mu sync.Mutex
+	var seen []int
+	h := eventkit.HandlerFunc(func(ctx context.Context, _ *eventkit.Event) error {
+		mu.Lock()
+		seen = append(seen, consumer.Attempt(ctx))
+		mu.Unlock()
+		return eventkit.Retry(errors.New("always failing"))
+	})
+	c, err := consumer.New(eventkit.Chain(h, idempotency.Middleware(store)),
+		append(testkit.AgentOpts(t, b, group, topic), consumer.MaxRetries(3))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testkit.Go(t, c.Run)
+	err = r.Wait(30 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	var ee *consumer.EventError
+	if !errors.As(err, &ee) || !errors.Is(err, consumer.ErrHalted) {
+		t.Fatalf("Run: %v, want a halt", err)
+	}
+	if len(seen) != 1 || seen[0] != 4 || ee.Attempts != 4 {
+		t.Errorf("handler calls saw attempts %v, halt attempts=%d; want one call, attempt 4 of MaxRetries+1 = 4, then the halt", seen, ee.Attempts)
+	}
+}
+
+// A rebalance while the old owner's attempt is still running: the new
+// owner finds the event held many times, then claims it with the old
+// owner's attempt counted, and halts after MaxRetries + 1 attempts in all.
+func TestRebalanceKeepsCountPastAHeldClaim(t *testing.T) {
+	const topic, group = "rc", "rcg"
+	b := testkit.Broker(t, 1, topic)
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, kafka.RecordOf(topic, &eventkit.Event{ID: "e-1", Source: "/s", Type: "t"}))
+	store := idempotency.NewMemoryStore()
+	started, unblock := make(chan struct{}), make(chan struct{})
+	hA := eventkit.HandlerFunc(func(context.Context, *eventkit.Event) error {
+		close(started)
+		<-unblock
+		return eventkit.Retry(errors.New("always failing"))
+	})
+	var mu sync.Mutex
+	var seenB []int
+	hB := eventkit.HandlerFunc(func(ctx context.Context, _ *eventkit.Event) error {
+		mu.Lock()
+		seenB = append(seenB, consumer.Attempt(ctx))
+		mu.Unlock()
+		return eventkit.Retry(errors.New("always failing"))
+	})
+	regB := prometheus.NewRegistry()
+	opts := append(testkit.AgentOpts(t, b, group, topic), consumer.MaxRetries(1))
+	a, err := consumer.New(eventkit.Chain(hA, idempotency.Middleware(store, idempotency.Owner("A"))), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, err := consumer.New(eventkit.Chain(hB, idempotency.Middleware(store, idempotency.Owner("B"), idempotency.Registerer(regB))), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra := testkit.Go(t, a.Run)
+	<-started
+	rb := testkit.Go(t, bb.Run)
+	_ = ra.Stop()
+	testkit.Eventually(t, 30*time.Second, func() error {
+		mfs, _ := regB.Gather()
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetValue() == "held" && m.GetCounter().GetValue() >= 5 {
+						return nil
+					}
+				}
+			}
+		}
+		return fmt.Errorf("B has not found the event held 5 times yet")
+	})
+	close(unblock) // A's attempt 1 fails and releases
+	err = rb.Wait(30 * time.Second)
+	var ee *consumer.EventError
+	if !errors.As(err, &ee) || !errors.Is(err, consumer.ErrHalted) {
+		t.Fatalf("B: %v, want a halt", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seenB) != 1 {
+		t.Errorf("B called the handler %d times (attempts %v): %d attempts in all, want MaxRetries+1 = 2", len(seenB), seenB, len(seenB)+1)
+	}
+}
