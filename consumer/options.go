@@ -277,8 +277,9 @@ func DrainTimeout(d time.Duration) Opt { return opt{func(c *cfg) { c.drainTimeou
 func HaltPolicy(a HaltAction) Opt { return opt{func(c *cfg) { c.haltAction = a }} }
 
 // DeadLetterTopic parks every warned event on topic, with headers that name
-// its origin, the cause and the group. The event is done only once parked.
-// Default none.
+// its origin, the cause and the group. The event is done only once parked:
+// a produce that fails is tried again after the retry backoff, counting
+// against MaxRetries, without calling the handler again. Default none.
 func DeadLetterTopic(topic string) Opt { return opt{func(c *cfg) { c.deadLetter = topic }} }
 
 // CommitInterval sets how often done offsets are committed; they are also

@@ -32,7 +32,10 @@ type item struct {
 	held    int   // of them, calls that found the event busy elsewhere (Uncounted)
 	base    int   // attempt count when the retry budget last started (Resume resets it; uncounted calls move it)
 	lastErr error // the cause of the last failed attempt
-	failed  bool  // an attempt failed; guarded by the partition's mu, for hold
+	// unparked: the handler's warning, while the event waits to be parked
+	// on the dead-letter topic; the next try produces it, without a call.
+	unparked error
+	failed   bool // an attempt failed; guarded by the partition's mu, for hold
 	// uncounted: the handler said this call's failure was not the event's
 	// fault (see Uncounted), so it does not use up the retry budget.
 	uncounted bool

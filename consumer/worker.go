@@ -129,7 +129,18 @@ loop:
 		if c.stopping.Load() && (it == nil || !c.beforeHalt(p, it)) || p.gone.Load() {
 			break
 		}
-		err := c.call(p, it)
+		var err error
+		if it.unparked != nil {
+			// The handler warned and the dead-letter produce failed: try
+			// the produce again, not the handler, which would not warn
+			// again behind an idempotency layer that recorded the event
+			// done. Each try counts, so a dead-letter topic that stays
+			// down halts the partition.
+			it.attempt++
+			err = it.unparked
+		} else {
+			err = c.call(p, it)
+		}
 		now := c.cfg.now()
 		took := now.Sub(last)
 		stats.attempts++
@@ -145,6 +156,7 @@ loop:
 		case eventkit.FlagWarn:
 			ok := c.warn(p, it, err)
 			if ok {
+				it.unparked = nil
 				done.add(c, p, it, now, took)
 			}
 			last = c.cfg.now()
@@ -152,6 +164,7 @@ loop:
 				continue
 			}
 			// Not parked on the dead-letter topic: retry rather than lose it.
+			it.unparked = err
 		case eventkit.FlagKill:
 			p.m.kill.Inc()
 			c.log.Error("handler killed the consumer", c.attrs(it, "cause", err)...)
