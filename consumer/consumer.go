@@ -428,17 +428,18 @@ func groupConfigError(err error) error {
 	return nil
 }
 
-// fail records the first fatal error and stops the agent. A halt of an
-// earlier event of the halted partition, one of those still handled on the
-// way out, takes the first one's place: the commit stops before it, so it
-// is where the partition starts again and what the error must name, and
-// the events between the two need not be waited for.
+// fail records the first fatal error and stops the agent; at is the event
+// that caused it, nil when none did. A halt or a kill of an earlier event
+// of the halted partition, one of those still handled on the way out,
+// takes the first one's place: the commit stops before it, so it is where
+// the partition starts again and what the error must name, and the events
+// between the two need not be waited for.
 func (c *Consumer) fail(err error, at *haltPoint) {
 	c.fatalMu.Lock()
 	defer c.fatalMu.Unlock()
 	if c.fatal == nil {
 		c.fatal = err
-		if at != nil {
+		if at != nil && !at.kill {
 			c.haltAt.Store(at) // before stopping: a worker that sees one sees both
 		}
 		c.stopping.Store(true)
@@ -464,6 +465,7 @@ func newHaltPoint(p *partition, offset int64) *haltPoint {
 // been, when it halted.
 type haltPoint struct {
 	p       *partition
+	kill    bool          // a kill's event: never waited for as a halt is
 	offset  atomic.Int64  // lowered by a halt of an earlier event (fail)
 	reached chan struct{} // closed once nothing before the offset is undone
 	once    sync.Once

@@ -42,14 +42,15 @@ func Attempt(ctx context.Context) int {
 // SetAttempt raises the attempt count of the event being handled to n, for
 // middleware that keeps counts across restarts and rebalances (the
 // idempotency layer): the retry limit then counts attempts made before this
-// process started, so a crash loop still halts. n counts the attempts of the
-// current retry budget, this one included, from 1 again after a resume
-// (see Resumed); calls that found the event busy elsewhere (Uncounted) are
-// not attempts. A lower n is ignored, as is a context the agent did not
+// process started, so a crash loop still halts. n counts deliveries, as
+// Attempt does: calls that found the event busy elsewhere (Uncounted) are
+// not among them. A lower n is ignored, as is a context the agent did not
 // create. It must be called from the handler's own goroutine.
 func SetAttempt(ctx context.Context, n int) {
-	if a := attemptOf(ctx); a != nil && n > a.it.attempt-a.it.base {
-		a.it.attempt = a.it.base + n
+	if a := attemptOf(ctx); a != nil {
+		if d := a.it.delivery(); n > d {
+			a.it.attempt += n - d
+		}
 	}
 }
 

@@ -222,3 +222,40 @@ func TestFetchesWaitBriefly(t *testing.T) {
 		t.Errorf("fetches waited at most %v ms (of %v), want 500", longest, waits)
 	}
 }
+
+// A kill of an earlier event, handled on the way out of a halt, is where
+// the agent stops: Run returns the kill (the relay exits 4), the commit
+// stops before the killed event, and the drain does not wait for it.
+func TestKillOfAnEarlierEventAfterAHalt(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 4, nil)...)
+	var c *consumer.Consumer
+	c = agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		switch ev.ID {
+		case "e-1":
+			// Still in flight when e-2 halts the agent.
+			testkit.Eventually(t, 30*time.Second, func() error {
+				if err := c.Ready(); err == nil || err.Error() != "stopping" {
+					return errors.New("not stopping yet")
+				}
+				return nil
+			})
+			return eventkit.Kill(errors.New("fatal"))
+		case "e-2":
+			return errors.New("down")
+		}
+		return nil
+	}), consumer.Ordering(consumer.Unordered), consumer.Concurrency(4), consumer.MaxRetries(0),
+		consumer.SessionTimeout(4*time.Minute), consumer.RebalanceTimeout(3*time.Minute), consumer.DrainTimeout(2*time.Minute))
+	// Within 30 s: the killed event, which will never be done, is not
+	// waited for until DrainTimeout.
+	err := testkit.Go(t, c.Run).Wait(30 * time.Second)
+	var ee *consumer.EventError
+	if !errors.Is(err, consumer.ErrKilled) || !errors.As(err, &ee) || ee.Offset != 1 {
+		t.Fatalf("Run = %v, want the kill of offset 1", err)
+	}
+	if committed := testkit.Committed(t, cl, "g")["orders"][0]; committed != 1 {
+		t.Fatalf("committed %d, want 1", committed)
+	}
+}

@@ -143,8 +143,10 @@ loop:
 		}
 		now := c.cfg.now()
 		took := now.Sub(last)
-		stats.attempts++
-		stats.latency.observe(took.Seconds())
+		if it.unparked == nil { // a handler call, not a produce
+			stats.attempts++
+			stats.latency.observe(took.Seconds())
+		}
 		last = now
 		switch eventkit.FlagOf(err) {
 		case eventkit.FlagNone:
@@ -168,7 +170,9 @@ loop:
 		case eventkit.FlagKill:
 			p.m.kill.Inc()
 			c.log.Error("handler killed the consumer", c.attrs(it, "cause", err)...)
-			c.fail(c.eventError(ErrKilled, it, err), nil)
+			kp := newHaltPoint(p, it.rec.Offset)
+			kp.kill = true
+			c.fail(c.eventError(ErrKilled, it, err), kp)
 			break loop
 		}
 

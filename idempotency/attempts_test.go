@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,5 +130,57 @@ func TestRebalanceKeepsCountPastAHeldClaim(t *testing.T) {
 	defer mu.Unlock()
 	if len(seenB) != 1 {
 		t.Errorf("B called the handler %d times (attempts %v): %d attempts in all, want MaxRetries+1 = 2", len(seenB), seenB, len(seenB)+1)
+	}
+}
+
+// plainStore hides the MemoryStore's optional ResetAttempts, as a store of
+// another module (or a wrapper) would.
+type plainStore struct{ idempotency.Store }
+
+// The middleware's own comment: without ResetAttempts "the resume's fresh
+// budget holds on this member only". A resume must give MaxRetries+1 more
+// handler calls on the member that resumed.
+// A resume grants a fresh budget on this member even when the store cannot
+// reset the claim's count (no ResetAttempts): the count the claim carries
+// then counts attempts this member already made.
+func TestResumeFreshBudgetWithoutResetter(t *testing.T) {
+	const topic, group = "orders", "g"
+	b := testkit.Broker(t, 1, topic)
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, kafka.RecordOf(topic, &eventkit.Event{ID: "e-1", Source: "/s", Type: "t"}))
+	var calls atomic.Int32
+	h := eventkit.HandlerFunc(func(context.Context, *eventkit.Event) error {
+		calls.Add(1)
+		return eventkit.Retry(errors.New("failing"))
+	})
+	store := plainStore{idempotency.NewMemoryStore()}
+	c, err := consumer.New(eventkit.Chain(h, idempotency.Middleware(store)),
+		append(testkit.AgentOpts(t, b, group, topic), consumer.MaxRetries(2), consumer.HaltPolicy(consumer.PausePartition))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Go(t, c.Run)
+	halted := func() error {
+		if len(c.Halted()) == 0 {
+			return errors.New("not halted")
+		}
+		return nil
+	}
+	testkit.Eventually(t, 30*time.Second, halted)
+	if n := calls.Load(); n != 3 {
+		t.Fatalf("first budget: %d calls, want 3", n)
+	}
+	if err := c.Resume(topic, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if calls.Load() == 3 {
+			return fmt.Errorf("no call after the resume yet")
+		}
+		return halted()
+	})
+	hs := c.Halted()
+	if n := calls.Load(); n != 6 {
+		t.Fatalf("after Resume: %d calls in all (halt attempts=%d), want 3 more = 6", n, hs[0].Attempts)
 	}
 }
