@@ -68,6 +68,25 @@ func Resumed(ctx context.Context) bool {
 	return false
 }
 
+// OnParked registers f to run once the agent has dealt with the warning the
+// handler is about to return: after the event is parked on the dead-letter
+// topic (DeadLetterTopic), or at once without one, and before the event
+// is marked done. A produce that fails keeps f for the next try; if the
+// agent stops or loses the partition first, f never runs. Middleware that
+// records an event's outcome (the idempotency layer) records a warned
+// event done there, so that an event not yet parked is not taken for done
+// by the next owner. It reports false, registering nothing, for a context
+// the agent did not create. It must be called from the handler's own
+// goroutine.
+func OnParked(ctx context.Context, f func()) bool {
+	a := attemptOf(ctx)
+	if a == nil {
+		return false
+	}
+	a.it.parked = append(a.it.parked, f)
+	return true
+}
+
 // Uncounted tells the agent that the failure the handler is about to return
 // is no fault of the event: it is busy elsewhere (the idempotency layer found
 // another node's live claim on it). The event is retried with the same

@@ -35,7 +35,10 @@ type item struct {
 	// unparked: the handler's warning, while the event waits to be parked
 	// on the dead-letter topic; the next try produces it, without a call.
 	unparked error
-	failed   bool // an attempt failed; guarded by the partition's mu, for hold
+	// parked: what to run once a warned event is parked (OnParked), kept
+	// while the produce is tried again; a new handler call starts afresh.
+	parked []func()
+	failed bool // an attempt failed; guarded by the partition's mu, for hold
 	// uncounted: the handler said this call's failure was not the event's
 	// fault (see Uncounted), so it does not use up the retry budget.
 	uncounted bool

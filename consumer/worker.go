@@ -159,6 +159,10 @@ loop:
 			ok := c.warn(p, it, err)
 			if ok {
 				it.unparked = nil
+				for _, f := range it.parked {
+					f()
+				}
+				it.parked = nil
 				done.add(c, p, it, now, took)
 			}
 			last = c.cfg.now()
@@ -264,6 +268,7 @@ loop:
 func (c *Consumer) call(p *partition, it *item) (err error) {
 	it.attempt++
 	it.uncounted = false
+	it.parked = nil
 	var ctx context.Context
 	if it.attempt == 1 {
 		// The first attempt's context lives in the item, saving an allocation

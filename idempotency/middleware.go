@@ -178,6 +178,19 @@ func (h *handler) Handle(ctx context.Context, ev *eventkit.Event) (err error) {
 		}
 		return h.complete(ctx, ev, hd, herr)
 	case eventkit.FlagWarn:
+		// Done once the agent has parked it: recorded done now, an event
+		// whose dead-letter produce outlived this agent would be skipped
+		// as done by the next owner, and committed unparked. Until then the
+		// claim holds it; if this agent stops first, the next owner takes
+		// it over once the lease ends and warns, and parks, again.
+		if !hd.marked && consumer.OnParked(ctx, func() {
+			if err := h.complete(ctx, ev, hd, nil); err != nil {
+				h.cfg.logger.Warn("warned event parked but not recorded done: once its lease ends, a duplicate is handled again",
+					h.attrs(ev, hd.claim.Key, "error", err)...)
+			}
+		}) {
+			return herr
+		}
 		return h.complete(ctx, ev, hd, herr)
 	}
 	h.release(ctx, ev, hd.claim)
