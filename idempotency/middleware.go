@@ -24,9 +24,12 @@ import (
 //     attempt count is raised to the claim's ([consumer.SetAttempt]), so
 //     the retry limit counts attempts made before a restart; the handler
 //     runs with the claim in its context ([ClaimFrom]).
-//   - Handler success or Warn: the claim is completed, and the error
-//     returned unchanged: a warned event is done for the agent, so it is
-//     done for the store too. A handler that returns nil after its own
+//   - Handler success: the claim is completed. Warn: the error is
+//     returned unchanged, and the claim completed once the agent has
+//     parked the event on its dead-letter topic ([consumer.OnParked]), so
+//     that an event an agent could not park before it stopped is not done
+//     for the next owner (it takes the claim over once the lease ends).
+//     Outside the agent, a Warn completes at once. A handler that returns nil after its own
 //     transaction marked the claim done ([MarkedDone], which the SQL
 //     stores' CompleteTx calls) is not completed again. A refused completion ([ErrFenced]) or a
 //     store failure turns into a Retry, so that the offset is not committed
