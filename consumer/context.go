@@ -42,15 +42,24 @@ func Attempt(ctx context.Context) int {
 // SetAttempt raises the attempt count of the event being handled to n, for
 // middleware that keeps counts across restarts and rebalances (the
 // idempotency layer): the retry limit then counts attempts made before this
-// process started, so a crash loop still halts. n counts deliveries, as
-// Attempt does: calls that found the event busy elsewhere (Uncounted) are
-// not among them. A lower n is ignored, as is a context the agent did not
-// create. It must be called from the handler's own goroutine.
+// process started, so a crash loop still halts. n is the stored count of
+// deliveries, this one included; calls that found the event busy elsewhere
+// (Uncounted) are not among them. After a resume (see Resumed) the n of the
+// first delivery stands for 1, whatever the store did with its count, and
+// later ones count from there. A lower n is ignored, as is a context the
+// agent did not create. It must be called from the handler's own goroutine.
 func SetAttempt(ctx context.Context, n int) {
-	if a := attemptOf(ctx); a != nil {
-		if d := a.it.delivery(); n > d {
-			a.it.attempt += n - d
-		}
+	a := attemptOf(ctx)
+	if a == nil {
+		return
+	}
+	it := a.it
+	if it.resumed {
+		it.countBase = n - 1
+		return
+	}
+	if m := n - it.countBase; m > it.attempt-it.base {
+		it.attempt = it.base + m
 	}
 }
 

@@ -28,10 +28,13 @@ type item struct {
 	ev   eventkit.Event
 	done bool
 
-	attempt int   // handler calls so far
-	held    int   // of them, calls that found the event busy elsewhere (Uncounted)
-	base    int   // attempt count when the retry budget last started (Resume resets it; uncounted calls move it)
-	lastErr error // the cause of the last failed attempt
+	attempt int // handler calls so far
+	held    int // of them, calls that found the event busy elsewhere (Uncounted)
+	// countBase: the store's count of deliveries (SetAttempt) before the
+	// current retry budget began, learnt at the first delivery after a resume
+	countBase int
+	base      int   // attempt count when the retry budget last started (Resume resets it; uncounted calls move it)
+	lastErr   error // the cause of the last failed attempt
 	// unparked: the handler's warning, while the event waits to be parked
 	// on the dead-letter topic; the next try produces it, without a call.
 	unparked error

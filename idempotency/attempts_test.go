@@ -184,3 +184,92 @@ func TestResumeFreshBudgetWithoutResetter(t *testing.T) {
 		t.Fatalf("after Resume: %d calls in all (halt attempts=%d), want 3 more = 6", n, hs[0].Attempts)
 	}
 }
+
+// otherOwnerStore simulates another owner's delivery of the same key (a
+// duplicate of the event handled elsewhere) right after the first release
+// that follows arm.
+type otherOwnerStore struct {
+	*idempotency.MemoryStore
+	armed atomic.Bool
+}
+
+func (s *otherOwnerStore) Release(ctx context.Context, c idempotency.Claim) error {
+	err := s.MemoryStore.Release(ctx, c)
+	if s.armed.CompareAndSwap(true, false) {
+		now := time.Now()
+		out, cerr := s.MemoryStore.Claim(ctx, idempotency.ClaimRequest{Key: c.Key, Owner: "B", Now: now, Until: now.Add(time.Minute), Expire: now.Add(time.Hour)})
+		if cerr != nil || out.Status != idempotency.Acquired {
+			panic(fmt.Sprint("B claim: ", out.Status, cerr))
+		}
+		if rerr := s.MemoryStore.Release(ctx, out.Claim); rerr != nil {
+			panic(rerr)
+		}
+	}
+	return err
+}
+
+// Run the same scenario twice: once after a resume (store count reset to 1),
+// once without a halt at all. Another owner's delivery between this
+// member's calls counts against MaxRetries without a resume; after one it
+// does not.
+// A delivery another owner makes counts against the budget, before and
+// after a resume whose store reset the count.
+func TestOtherOwnersDeliveryCountsAfterResume(t *testing.T) {
+	for _, resume := range []bool{false, true} {
+		t.Run(fmt.Sprint("resume=", resume), func(t *testing.T) {
+			const topic, group = "orders", "g"
+			b := testkit.Broker(t, 1, topic)
+			cl := testkit.Client(t, b.Addr())
+			testkit.Produce(t, cl, kafka.RecordOf(topic, &eventkit.Event{ID: "e-1", Source: "/s", Type: "t"}))
+			store := &otherOwnerStore{MemoryStore: idempotency.NewMemoryStore()}
+			var mu sync.Mutex
+			var seen []int
+			var calls atomic.Int32
+			h := eventkit.HandlerFunc(func(ctx context.Context, _ *eventkit.Event) error {
+				mu.Lock()
+				seen = append(seen, consumer.Attempt(ctx))
+				mu.Unlock()
+				n := calls.Add(1)
+				if (resume && n == 4) || (!resume && n == 1) {
+					store.armed.Store(true) // B delivers once after this call
+				}
+				return eventkit.Retry(errors.New("failing"))
+			})
+			c, err := consumer.New(eventkit.Chain(h, idempotency.Middleware(store, idempotency.Owner("A"))),
+				append(testkit.AgentOpts(t, b, group, topic), consumer.MaxRetries(2), consumer.HaltPolicy(consumer.PausePartition))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testkit.Go(t, c.Run)
+			halted := func() error {
+				if len(c.Halted()) == 0 {
+					return errors.New("not halted")
+				}
+				return nil
+			}
+			testkit.Eventually(t, 30*time.Second, halted)
+			before := int32(0)
+			if resume {
+				if n := calls.Load(); n != 3 {
+					t.Fatalf("first budget: %d calls", n)
+				}
+				if err := c.Resume(topic, 0, 0); err != nil {
+					t.Fatal(err)
+				}
+				testkit.Eventually(t, 30*time.Second, func() error {
+					if calls.Load() == 3 {
+						return errors.New("no call after resume")
+					}
+					return halted()
+				})
+				before = 3
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			// MaxRetries(2): 3 deliveries per budget; B made one of them.
+			if n := calls.Load() - before; n != 2 {
+				t.Errorf("A called the handler %d times in the budget (B delivered once too; Attempt seen %v), want 2 = MaxRetries+1-1", n, seen)
+			}
+		})
+	}
+}

@@ -31,9 +31,12 @@ import (
 //     for the next owner (it takes the claim over once the lease ends).
 //     Outside the agent, a Warn completes at once. A handler that returns nil after its own
 //     transaction marked the claim done ([MarkedDone], which the SQL
-//     stores' CompleteTx calls) is not completed again. A refused completion ([ErrFenced]) or a
-//     store failure turns into a Retry, so that the offset is not committed
-//     before some owner has recorded the event done.
+//     stores' CompleteTx calls) is not completed again. On success, a
+//     refused completion ([ErrFenced]) or a store failure turns into a
+//     Retry, so that the offset is not committed before some owner has
+//     recorded the event done; after a Warn the event is parked by then,
+//     and the failure is logged (a duplicate is then handled, and parked,
+//     again).
 //   - Retry, Kill, an unflagged error or a panic: the claim is released
 //     with its attempt count kept, and the error (or panic) passes through.
 //
