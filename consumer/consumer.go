@@ -332,7 +332,7 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 		}
 		fs.EachError(func(topic string, partition int32, err error) {
 			if fatal := groupConfigError(err); fatal != nil {
-				c.fail(fatal, nil)
+				c.fail(fatal, nil, 0, false)
 				return
 			}
 			if !errors.Is(err, context.Canceled) {
@@ -428,35 +428,31 @@ func groupConfigError(err error) error {
 	return nil
 }
 
-// fail records the first fatal error and stops the agent; at is the event
-// that caused it, nil when none did. A halt or a kill of an earlier event
-// of the halted partition, one of those still handled on the way out,
+// fail records the first fatal error and stops the agent. p and offset
+// name the event that caused it (p nil when none did); halt says that it
+// is a StopService halt, whose partition's earlier events are still
+// handled on the way out. A halt or a kill of one of those earlier events
 // takes the first one's place: the commit stops before it, so it is where
 // the partition starts again and what the error must name, and the events
 // between the two need not be waited for.
-func (c *Consumer) fail(err error, at *haltPoint) {
+func (c *Consumer) fail(err error, p *partition, offset int64, halt bool) {
 	c.fatalMu.Lock()
 	defer c.fatalMu.Unlock()
 	if c.fatal == nil {
 		c.fatal = err
-		if at != nil && !at.kill {
-			c.haltAt.Store(at) // before stopping: a worker that sees one sees both
+		if halt {
+			hp := &haltPoint{p: p, reached: make(chan struct{})}
+			hp.offset.Store(offset)
+			c.haltAt.Store(hp) // before stopping: a worker that sees one sees both
 		}
 		c.stopping.Store(true)
 		c.cancelPoll()
 		return
 	}
-	if hp := c.haltAt.Load(); at != nil && hp != nil && hp.p == at.p && at.offset.Load() < hp.offset.Load() {
+	if hp := c.haltAt.Load(); hp != nil && hp.p == p && offset < hp.offset.Load() {
 		c.fatal = err
-		hp.offset.Store(at.offset.Load())
+		hp.offset.Store(offset)
 	}
-}
-
-// newHaltPoint returns the halt point at offset of p.
-func newHaltPoint(p *partition, offset int64) *haltPoint {
-	hp := &haltPoint{p: p, reached: make(chan struct{})}
-	hp.offset.Store(offset)
-	return hp
 }
 
 // haltPoint is the event a StopService halt stopped the agent at. The
@@ -465,8 +461,7 @@ func newHaltPoint(p *partition, offset int64) *haltPoint {
 // been, when it halted.
 type haltPoint struct {
 	p       *partition
-	kill    bool          // a kill's event: never waited for as a halt is
-	offset  atomic.Int64  // lowered by a halt of an earlier event (fail)
+	offset  atomic.Int64  // lowered by a halt or kill of an earlier event (fail)
 	reached chan struct{} // closed once nothing before the offset is undone
 	once    sync.Once
 }

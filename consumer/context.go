@@ -103,8 +103,10 @@ func OnParked(ctx context.Context, f func()) bool {
 // healthy event never halts because another node held it for a while. It
 // must be called from the handler's own goroutine.
 func Uncounted(ctx context.Context) {
-	if a := attemptOf(ctx); a != nil {
+	if a := attemptOf(ctx); a != nil && !a.it.uncounted {
 		a.it.uncounted = true
+		a.it.held++ // not a delivery
+		a.it.base++ // nor a use of the retry budget
 	}
 }
 

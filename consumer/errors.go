@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/eventkit/eventkit"
 )
 
 var (
@@ -47,13 +49,13 @@ func (e *EventError) Error() string {
 	b.WriteString(" offset=")
 	b.WriteString(strconv.FormatInt(e.Offset, 10))
 	b.WriteString(" id=")
-	if e.ID == "" {
+	id := e.ID
+	if id == "" {
 		// An event without an id goes by its coordinates, as the relay
 		// names it to the application (ce-id).
-		b.WriteString(logSafe(e.Topic + "/" + strconv.Itoa(int(e.Partition)) + "/" + strconv.FormatInt(e.Offset, 10)))
-	} else {
-		b.WriteString(logSafe(e.ID))
+		id = eventkit.FormatCoordinates(e.Topic, e.Partition, e.Offset)
 	}
+	b.WriteString(logSafe(id))
 	b.WriteString(" attempts=")
 	b.WriteString(strconv.Itoa(e.Attempts))
 	b.WriteString(" cause=")

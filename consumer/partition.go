@@ -13,16 +13,6 @@ import (
 )
 
 // item is one record between fetch and commit.
-// delivery is which delivery of the event the current (or last) call is:
-// calls that found it busy elsewhere are not deliveries.
-func (it *item) delivery() int {
-	n := it.attempt - it.held
-	if it.uncounted { // this call's, not yet folded into held
-		n--
-	}
-	return n
-}
-
 type item struct {
 	rec  *kgo.Record
 	ev   eventkit.Event
@@ -50,6 +40,10 @@ type item struct {
 	resumed  bool
 	attemptC attemptCtx
 }
+
+// delivery is which delivery of the event the current (or last) call is:
+// calls that found it busy elsewhere are not deliveries.
+func (it *item) delivery() int { return it.attempt - it.held }
 
 type laneState uint8
 

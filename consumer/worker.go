@@ -130,7 +130,8 @@ loop:
 			break
 		}
 		var err error
-		if it.unparked != nil {
+		produceOnly := it.unparked != nil
+		if produceOnly {
 			// The handler warned and the dead-letter produce failed: try
 			// the produce again, not the handler, which would not warn
 			// again behind an idempotency layer that recorded the event
@@ -143,7 +144,7 @@ loop:
 		}
 		now := c.cfg.now()
 		took := now.Sub(last)
-		if it.unparked == nil { // a handler call, not a produce
+		if !produceOnly {
 			stats.attempts++
 			stats.latency.observe(took.Seconds())
 		}
@@ -174,19 +175,12 @@ loop:
 		case eventkit.FlagKill:
 			p.m.kill.Inc()
 			c.log.Error("handler killed the consumer", c.attrs(it, "cause", err)...)
-			kp := newHaltPoint(p, it.rec.Offset)
-			kp.kill = true
-			c.fail(c.eventError(ErrKilled, it, err), kp)
+			c.fail(c.eventError(ErrKilled, it, err), p, it.rec.Offset, false)
 			break loop
 		}
 
 		p.m.retry.Inc()
 		it.lastErr = err
-		if it.uncounted {
-			it.base++
-			it.held++
-			it.uncounted = false
-		}
 		failed := it.attempt - it.base
 		h := c.cfg.maxRetries >= 0 && failed > c.cfg.maxRetries
 		d := time.Duration(0)
@@ -343,7 +337,7 @@ func (c *Consumer) halt(p *partition, it *item, cause error) {
 	attempts := it.attempt - it.base
 	if c.cfg.haltAction == StopService {
 		c.log.Error("event used up its retries; stopping", c.attrs(it, "attempts", attempts, "cause", cause)...)
-		c.fail(c.eventError(ErrHalted, it, cause), newHaltPoint(p, it.rec.Offset))
+		c.fail(c.eventError(ErrHalted, it, cause), p, it.rec.Offset, true)
 	} else {
 		c.log.Error("event used up its retries; partition paused until resumed or skipped", c.attrs(it, "attempts", attempts, "cause", cause)...)
 	}
