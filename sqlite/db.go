@@ -71,44 +71,45 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if dsn == "" || strings.Contains(dsn, ":memory:") || strings.Contains(dsn, "mode=memory") {
 		return nil, errors.New("sqlite: want a database file: a writer and readers on separate connections cannot share an in-memory database")
 	}
-	write, err := sql.Open("sqlite", withParams(dsn, writer))
+	write, err := pool(dsn, writer, 1)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", dsn, err)
+		return nil, err
 	}
-	write.SetMaxOpenConns(1)
-	write.SetMaxIdleConns(1)
-	write.SetConnMaxIdleTime(0)
-	write.SetConnMaxLifetime(0)
 	db := &DB{write: write}
 	if err := db.migrate(ctx); err != nil {
 		write.Close()
 		return nil, err
 	}
 	// Readers are opened after the migration, which set WAL mode on the file.
-	db.read, err = sql.Open("sqlite", withParams(dsn, reader))
-	if err != nil {
-		write.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", dsn, err)
-	}
 	// Every reader stays open once opened: database/sql keeps two idle by
 	// default and closes the others as they come back, so a replay's
 	// readers beside a query of the UI opened a new connection, with an
 	// empty cache and its pragmas to run, again and again.
-	readers := max(4, runtime.GOMAXPROCS(0))
-	db.read.SetMaxOpenConns(readers)
-	db.read.SetMaxIdleConns(readers)
-	db.ckpt, err = sql.Open("sqlite", withParams(dsn, checkpointer))
-	if err != nil {
+	if db.read, err = pool(dsn, reader, max(4, runtime.GOMAXPROCS(0))); err != nil {
+		write.Close()
+		return nil, err
+	}
+	if db.ckpt, err = pool(dsn, checkpointer, 1); err != nil {
 		db.read.Close()
 		write.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", dsn, err)
+		return nil, err
 	}
-	db.ckpt.SetMaxOpenConns(1)
-	db.ckpt.SetMaxIdleConns(1)
 	var ckptCtx context.Context
 	ckptCtx, db.stop = context.WithCancel(context.Background())
 	db.done = make(chan struct{})
 	go db.checkpoint(ckptCtx)
+	return db, nil
+}
+
+// pool opens the connections of role r on dsn, at most conns of them, each
+// kept open once opened.
+func pool(dsn string, r role, conns int) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", withParams(dsn, r))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", dsn, err)
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	return db, nil
 }
 
