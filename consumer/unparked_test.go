@@ -20,9 +20,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// eventkit_consumer_attempts_total is "Handler calls, first deliveries and
-// retries alike": a dead-letter produce tried again without calling the
-// handler is not one.
 // Tries to park a warned event again are produces, not handler calls: the
 // attempts counter and the handler's latency leave them out.
 func TestUnparkedRetriesAreNotHandlerCalls(t *testing.T) {

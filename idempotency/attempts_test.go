@@ -137,48 +137,61 @@ func TestRebalanceKeepsCountPastAHeldClaim(t *testing.T) {
 // another module (or a wrapper) would.
 type plainStore struct{ idempotency.Store }
 
-// The middleware's own comment: without ResetAttempts "the resume's fresh
-// budget holds on this member only". A resume must give MaxRetries+1 more
-// handler calls on the member that resumed.
-// A resume grants a fresh budget on this member even when the store cannot
-// reset the claim's count (no ResetAttempts): the count the claim carries
-// then counts attempts this member already made.
-func TestResumeFreshBudgetWithoutResetter(t *testing.T) {
+// startFailing runs an agent (MaxRetries(2), PausePartition) over one event
+// whose handler always fails, behind the middleware on store; onCall, when
+// set, sees each call with its number. It returns the agent and its count
+// of handler calls.
+func startFailing(t *testing.T, store idempotency.Store, onCall func(ctx context.Context, n int32), opts ...idempotency.Opt) (*consumer.Consumer, *atomic.Int32) {
+	t.Helper()
 	const topic, group = "orders", "g"
 	b := testkit.Broker(t, 1, topic)
 	cl := testkit.Client(t, b.Addr())
 	testkit.Produce(t, cl, kafka.RecordOf(topic, &eventkit.Event{ID: "e-1", Source: "/s", Type: "t"}))
-	var calls atomic.Int32
-	h := eventkit.HandlerFunc(func(context.Context, *eventkit.Event) error {
-		calls.Add(1)
+	calls := new(atomic.Int32)
+	h := eventkit.HandlerFunc(func(ctx context.Context, _ *eventkit.Event) error {
+		n := calls.Add(1)
+		if onCall != nil {
+			onCall(ctx, n)
+		}
 		return eventkit.Retry(errors.New("failing"))
 	})
-	store := plainStore{idempotency.NewMemoryStore()}
-	c, err := consumer.New(eventkit.Chain(h, idempotency.Middleware(store)),
+	c, err := consumer.New(eventkit.Chain(h, idempotency.Middleware(store, opts...)),
 		append(testkit.AgentOpts(t, b, group, topic), consumer.MaxRetries(2), consumer.HaltPolicy(consumer.PausePartition))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	testkit.Go(t, c.Run)
-	halted := func() error {
+	return c, calls
+}
+
+// waitHalt waits until c has called its handler more than after times and
+// halted the event.
+func waitHalt(t *testing.T, c *consumer.Consumer, calls *atomic.Int32, after int32) {
+	t.Helper()
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if n := calls.Load(); n <= after {
+			return fmt.Errorf("%d handler calls, want more than %d", n, after)
+		}
 		if len(c.Halted()) == 0 {
 			return errors.New("not halted")
 		}
 		return nil
-	}
-	testkit.Eventually(t, 30*time.Second, halted)
+	})
+}
+
+// A resume grants a fresh budget on this member even when the store cannot
+// reset the claim's count (no ResetAttempts): the count the claim carries
+// then counts attempts this member already made.
+func TestResumeFreshBudgetWithoutResetter(t *testing.T) {
+	c, calls := startFailing(t, plainStore{idempotency.NewMemoryStore()}, nil)
+	waitHalt(t, c, calls, 0)
 	if n := calls.Load(); n != 3 {
 		t.Fatalf("first budget: %d calls, want 3", n)
 	}
-	if err := c.Resume(topic, 0, 0); err != nil {
+	if err := c.Resume("orders", 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, 30*time.Second, func() error {
-		if calls.Load() == 3 {
-			return fmt.Errorf("no call after the resume yet")
-		}
-		return halted()
-	})
+	waitHalt(t, c, calls, 3)
 	hs := c.Halted()
 	if n := calls.Load(); n != 6 {
 		t.Fatalf("after Resume: %d calls in all (halt attempts=%d), want 3 more = 6", n, hs[0].Attempts)
@@ -208,60 +221,32 @@ func (s *otherOwnerStore) Release(ctx context.Context, c idempotency.Claim) erro
 	return err
 }
 
-// Run the same scenario twice: once after a resume (store count reset to 1),
-// once without a halt at all. Another owner's delivery between this
-// member's calls counts against MaxRetries without a resume; after one it
-// does not.
 // A delivery another owner makes counts against the budget, before and
 // after a resume whose store reset the count.
 func TestOtherOwnersDeliveryCountsAfterResume(t *testing.T) {
 	for _, resume := range []bool{false, true} {
 		t.Run(fmt.Sprint("resume=", resume), func(t *testing.T) {
-			const topic, group = "orders", "g"
-			b := testkit.Broker(t, 1, topic)
-			cl := testkit.Client(t, b.Addr())
-			testkit.Produce(t, cl, kafka.RecordOf(topic, &eventkit.Event{ID: "e-1", Source: "/s", Type: "t"}))
 			store := &otherOwnerStore{MemoryStore: idempotency.NewMemoryStore()}
 			var mu sync.Mutex
 			var seen []int
-			var calls atomic.Int32
-			h := eventkit.HandlerFunc(func(ctx context.Context, _ *eventkit.Event) error {
+			c, calls := startFailing(t, store, func(ctx context.Context, n int32) {
 				mu.Lock()
 				seen = append(seen, consumer.Attempt(ctx))
 				mu.Unlock()
-				n := calls.Add(1)
 				if (resume && n == 4) || (!resume && n == 1) {
 					store.armed.Store(true) // B delivers once after this call
 				}
-				return eventkit.Retry(errors.New("failing"))
-			})
-			c, err := consumer.New(eventkit.Chain(h, idempotency.Middleware(store, idempotency.Owner("A"))),
-				append(testkit.AgentOpts(t, b, group, topic), consumer.MaxRetries(2), consumer.HaltPolicy(consumer.PausePartition))...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			testkit.Go(t, c.Run)
-			halted := func() error {
-				if len(c.Halted()) == 0 {
-					return errors.New("not halted")
-				}
-				return nil
-			}
-			testkit.Eventually(t, 30*time.Second, halted)
+			}, idempotency.Owner("A"))
+			waitHalt(t, c, calls, 0)
 			before := int32(0)
 			if resume {
 				if n := calls.Load(); n != 3 {
 					t.Fatalf("first budget: %d calls", n)
 				}
-				if err := c.Resume(topic, 0, 0); err != nil {
+				if err := c.Resume("orders", 0, 0); err != nil {
 					t.Fatal(err)
 				}
-				testkit.Eventually(t, 30*time.Second, func() error {
-					if calls.Load() == 3 {
-						return errors.New("no call after resume")
-					}
-					return halted()
-				})
+				waitHalt(t, c, calls, 3)
 				before = 3
 			}
 			mu.Lock()

@@ -20,10 +20,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// A warned event is done only once parked on the dead-letter topic. Behind
-// the idempotency middleware, which records a warned event done, a failed
-// dead-letter produce must be tried again as a produce: called again, the
-// handler would be skipped as done and the event committed unparked.
+// A warned event is done only once parked on the dead-letter topic: a
+// failed dead-letter produce is tried again as a produce, without calling
+// the handler again, with or without the idempotency middleware.
 func TestWarnedEventParkedDespiteDeadLetterFailures(t *testing.T) {
 	for _, withMW := range []bool{false, true} {
 		name := "agent alone"

@@ -197,6 +197,7 @@ func RowOf(r *lookback.Record) Row {
 	return row
 }
 
+// timeHeaders counts the ce_time headers among hs.
 func timeHeaders(hs []eventkit.Header) int {
 	n := 0
 	for _, h := range hs {
