@@ -2,6 +2,7 @@ package lookback
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -159,18 +160,50 @@ func (q Query) Values() url.Values {
 // "from", "to", "headers": {name: value}, "ids": [...]}. Decode it with
 // [DecodeFilter], or as part of a larger body decoded as strictly, then
 // call [FilterJSON.Filter].
+//
+// A header name whose records must carry two values (two headers of one
+// name, as the query parameter header=NAME:VALUE repeated says) takes a
+// list: "headers": {"tenant": ["a", "b"]}.
 type FilterJSON struct {
-	Topic     string            `json:"topic,omitempty"`
-	Partition *int32            `json:"partition,omitempty"`
-	Key       *string           `json:"key,omitempty"`
-	Type      string            `json:"type,omitempty"`
-	ID        string            `json:"id,omitempty"`
-	IDs       []string          `json:"ids,omitempty"`
-	Subject   string            `json:"subject,omitempty"`
-	Source    string            `json:"source,omitempty"`
-	From      string            `json:"from,omitempty"`
-	To        string            `json:"to,omitempty"`
-	Headers   map[string]string `json:"headers,omitempty"`
+	Topic     string                  `json:"topic,omitempty"`
+	Partition *int32                  `json:"partition,omitempty"`
+	Key       *string                 `json:"key,omitempty"`
+	Type      string                  `json:"type,omitempty"`
+	ID        string                  `json:"id,omitempty"`
+	IDs       []string                `json:"ids,omitempty"`
+	Subject   string                  `json:"subject,omitempty"`
+	Source    string                  `json:"source,omitempty"`
+	From      string                  `json:"from,omitempty"`
+	To        string                  `json:"to,omitempty"`
+	Headers   map[string]HeaderValues `json:"headers,omitempty"`
+}
+
+// HeaderValues are the values a filter matches for one header name, every
+// one of them: a JSON string for one value, the contract's form, or a list
+// of strings.
+type HeaderValues []string
+
+// UnmarshalJSON reads a string or a non-empty list of strings.
+func (v *HeaderValues) UnmarshalJSON(data []byte) error {
+	var one string
+	if err := json.Unmarshal(data, &one); err == nil {
+		*v = HeaderValues{one}
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(data, &list); err != nil || len(list) == 0 {
+		return errors.New("a header's value: want a string or a non-empty list of strings")
+	}
+	*v = list
+	return nil
+}
+
+// MarshalJSON writes one value as a string, more as a list.
+func (v HeaderValues) MarshalJSON() ([]byte, error) {
+	if len(v) == 1 {
+		return json.Marshal(v[0])
+	}
+	return json.Marshal([]string(v))
 }
 
 // DecodeFilter reads one JSON filter from data, refusing unknown fields,
@@ -212,7 +245,9 @@ func (fj FilterJSON) Filter() (Filter, error) {
 		if name == "" {
 			return Filter{}, badQuery("headers: empty header name")
 		}
-		f.Headers = append(f.Headers, HeaderMatch{Name: name, Value: []byte(fj.Headers[name])})
+		for _, value := range fj.Headers[name] {
+			f.Headers = append(f.Headers, HeaderMatch{Name: name, Value: []byte(value)})
+		}
 	}
 	for _, s := range []struct{ name, v string }{
 		{"topic", f.Topic}, {"type", f.Type}, {"id", f.ID}, {"subject", f.Subject}, {"source", f.Source},
@@ -241,7 +276,8 @@ func (fj FilterJSON) Filter() (Filter, error) {
 	return f, nil
 }
 
-// JSON returns the JSON form of f, the inverse of FilterJSON.Filter. Audit
+// JSON returns the JSON form of f, the inverse of FilterJSON.Filter for a
+// filter whose key and headers are UTF-8 (see [Filter.CheckJSON]). Audit
 // entries record filters in this form.
 func (f Filter) JSON() FilterJSON {
 	fj := FilterJSON{
@@ -259,12 +295,41 @@ func (f Filter) JSON() FilterJSON {
 		fj.To = f.To.Format(time.RFC3339Nano)
 	}
 	if len(f.Headers) > 0 {
-		fj.Headers = make(map[string]string, len(f.Headers))
+		fj.Headers = make(map[string]HeaderValues, len(f.Headers))
 		for _, h := range f.Headers {
-			fj.Headers[h.Name] = string(h.Value)
+			fj.Headers[h.Name] = append(fj.Headers[h.Name], string(h.Value))
 		}
 	}
 	return fj
+}
+
+// CheckJSON reports whether f's JSON form selects exactly what f selects: a
+// JSON string holds UTF-8 text only, so a field that is not UTF-8 would be
+// sent changed, and the filter would match other records.
+func (f Filter) CheckJSON() error {
+	texts := []struct {
+		name string
+		v    []byte
+	}{{"topic", []byte(f.Topic)}, {"key", f.Key}, {"type", []byte(f.Type)}, {"id", []byte(f.ID)},
+		{"subject", []byte(f.Subject)}, {"source", []byte(f.Source)}}
+	for _, id := range f.IDs {
+		texts = append(texts, struct {
+			name string
+			v    []byte
+		}{"ids", []byte(id)})
+	}
+	for _, h := range f.Headers {
+		texts = append(texts, struct {
+			name string
+			v    []byte
+		}{"header " + strconv.Quote(h.Name), append([]byte(h.Name), h.Value...)})
+	}
+	for _, t := range texts {
+		if !utf8.Valid(t.v) {
+			return badQuery("%s: not UTF-8, which the JSON form of a filter cannot carry", t.name)
+		}
+	}
+	return nil
 }
 
 // checkHeaders bounds the header filters, which both wire forms take.

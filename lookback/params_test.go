@@ -1,6 +1,7 @@
 package lookback_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/url"
 	"reflect"
@@ -123,9 +124,58 @@ func TestDecodeFilter(t *testing.T) {
 		`{"topic":"t"} {}`,
 		`[]`,
 		`{"topic":"a\u0000b"}`,
+		`{"headers":{"a":[]}}`,
+		`{"headers":{"a":1}}`,
+		`{"headers":{"a":["x",1]}}`,
 	} {
 		if _, err := lookback.DecodeFilter([]byte(bad)); !errors.Is(err, lookback.ErrBadQuery) {
 			t.Errorf("%s: got %v, want ErrBadQuery", bad, err)
+		}
+	}
+}
+
+// Two matches on one header name (header=tenant:a&header=tenant:b: a
+// record must carry both) survive the JSON form a replay is sent in,
+// instead of the last one alone, which would select more.
+func TestFilterJSONKeepsEveryHeaderMatch(t *testing.T) {
+	v, _ := url.ParseQuery("header=tenant:a&header=tenant:b&header=region:eu")
+	q, err := lookback.ParseQuery(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(q.Filter.JSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"headers":{"region":"eu","tenant":["a","b"]}}`; string(data) != want {
+		t.Errorf("JSON form %s, want %s", data, want)
+	}
+	back, err := lookback.DecodeFilter(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back.Headers, []lookback.HeaderMatch{
+		{Name: "region", Value: []byte("eu")}, {Name: "tenant", Value: []byte("a")}, {Name: "tenant", Value: []byte("b")},
+	}) {
+		t.Errorf("decoded headers %q", back.Headers)
+	}
+}
+
+// A filter with text that is not UTF-8 has no faithful JSON form: CheckJSON
+// says so, rather than let a replay sent to lookback select other records.
+func TestFilterCheckJSON(t *testing.T) {
+	if err := (lookback.Filter{Topic: "t", Key: []byte("k"), Headers: []lookback.HeaderMatch{{Name: "a", Value: []byte("é")}}}).CheckJSON(); err != nil {
+		t.Errorf("UTF-8 filter refused: %v", err)
+	}
+	for name, f := range map[string]lookback.Filter{
+		"key":          {Key: []byte{0xff}},
+		"header value": {Headers: []lookback.HeaderMatch{{Name: "a", Value: []byte{0xfe, 0}}}},
+		"header name":  {Headers: []lookback.HeaderMatch{{Name: "\xff", Value: []byte("v")}}},
+		"source":       {Source: "\xc3"},
+		"ids":          {IDs: []string{"ok", "\xff"}},
+	} {
+		if err := f.CheckJSON(); !errors.Is(err, lookback.ErrBadQuery) {
+			t.Errorf("%s not UTF-8: got %v, want ErrBadQuery", name, err)
 		}
 	}
 }

@@ -16,9 +16,14 @@ type Request struct {
 	DryRun bool                `json:"dry_run,omitempty"`
 }
 
-// RequestOf returns spec as a request.
-func RequestOf(spec Spec) Request {
-	return Request{Filter: spec.Filter.JSON(), Target: spec.Target, Mode: spec.Mode, Rate: spec.Rate, DryRun: spec.DryRun}
+// RequestOf returns spec as a request, or an error when its filter has text
+// that is not UTF-8, which the JSON form would change: the request would
+// select other records than spec does.
+func RequestOf(spec Spec) (Request, error) {
+	if err := spec.Filter.CheckJSON(); err != nil {
+		return Request{}, err
+	}
+	return Request{Filter: spec.Filter.JSON(), Target: spec.Target, Mode: spec.Mode, Rate: spec.Rate, DryRun: spec.DryRun}, nil
 }
 
 // Spec checks r and returns the spec it describes.

@@ -175,6 +175,15 @@ func TestReplayThroughLookback(t *testing.T) {
 		}
 	})
 
+	// The filter sent to lookback selects what --db would: both matches on
+	// one header name (no event carries both types), not the last alone.
+	t.Run("every header match", func(t *testing.T) {
+		r := run(t, nil, "", "replay", "--lookback", base, "--token", operator, "--filter", "header=ce_type:order.placed,header=ce_type:order.cancelled", "--to-topic", "copies", "--dry-run")
+		if r.code != 0 || r.stdout != "dry run: 0 events match; nothing sent\n" {
+			t.Fatalf("exit %d, printed\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	})
+
 	t.Run("to a topic", func(t *testing.T) {
 		r := run(t, []string{"EVENTKIT_TOKEN=" + operator}, "", "replay", "--lookback", base, "--filter", "topic=orders,type=order.placed", "--to-topic", "copies")
 		if r.code != 0 {
@@ -230,6 +239,7 @@ func TestReplayThroughLookback(t *testing.T) {
 		{"both", exitUsage, []string{"--lookback", base, "--db", dsn, "--to-topic", "copies"}, "both --db and --lookback"},
 		{"neither", exitUsage, []string{"--to-topic", "copies"}, "no archive: give --db"},
 		{"resume", exitUsage, []string{"--lookback", base, "--token", operator, "--resume", "x"}, "--resume works with --db"},
+		{"key not UTF-8", exitUsage, []string{"--lookback", base, "--token", operator, "--filter", "key=\xff", "--to-topic", "copies"}, "key: not UTF-8"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := run(t, nil, "", append([]string{"replay"}, c.args...)...)

@@ -75,7 +75,11 @@ func (a *lookbackAPI) DryRun(ctx context.Context, spec replay.Spec) (int64, []lo
 		Matched int64             `json:"matched"`
 		Sample  []json.RawMessage `json:"sample"`
 	}
-	if err := a.do(ctx, http.MethodPost, "/api/v1/replays", replay.RequestOf(spec), http.StatusOK, &out); err != nil {
+	req, err := replay.RequestOf(spec)
+	if err != nil {
+		return 0, nil, fmt.Errorf("--filter: %w", err)
+	}
+	if err := a.do(ctx, http.MethodPost, "/api/v1/replays", req, http.StatusOK, &out); err != nil {
 		return 0, nil, err
 	}
 	sample := make([]lookback.Record, 0, len(out.Sample))
@@ -100,8 +104,12 @@ func sampleRecord(raw json.RawMessage) (lookback.Record, error) {
 }
 
 func (a *lookbackAPI) Start(ctx context.Context, spec replay.Spec) (replay.Job, error) {
+	req, err := replay.RequestOf(spec)
+	if err != nil {
+		return replay.Job{}, fmt.Errorf("--filter: %w", err)
+	}
 	var j replay.Job
-	return j, a.do(ctx, http.MethodPost, "/api/v1/replays", replay.RequestOf(spec), http.StatusAccepted, &j)
+	return j, a.do(ctx, http.MethodPost, "/api/v1/replays", req, http.StatusAccepted, &j)
 }
 
 func (a *lookbackAPI) Get(ctx context.Context, id string) (replay.Job, error) {
