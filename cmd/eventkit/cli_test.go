@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -273,6 +274,23 @@ func TestBadInput(t *testing.T) {
 	})
 	t.Run("flag wins over env", func(t *testing.T) {
 		r := run(t, []string{"EVENTKIT_BROKERS=kafka:http"}, "", "tail", "--topic", "t", "--brokers", closed)
+		checkFails(t, r, 1, "connect to "+closed)
+	})
+	// A flag typed wins over the variables of its alternatives too, which
+	// a shell may hold for other commands: not "both --db and --lookback".
+	t.Run("flag wins over an alternative's env", func(t *testing.T) {
+		r := run(t, []string{"EVENTKIT_DB=sqlite://" + filepath.Join(t.TempDir(), "x.db")}, "",
+			"replay", "--lookback", "http://"+closed, "--token", "alice-secret-0123456789", "--to-topic", "copies", "--dry-run")
+		checkFails(t, r, 1, "connection refused")
+		r = run(t, []string{"EVENTKIT_LOOKBACK=http://" + closed, "EVENTKIT_TOKEN=alice-secret-0123456789"}, "",
+			"offsets", "reset", "--brokers", closed, "--group", "g", "--to-earliest")
+		checkFails(t, r, 1, "connect to "+closed)
+	})
+	// What a reset moves is typed: a target or topic left in the
+	// environment does not join the one typed.
+	t.Run("reset target from the command line only", func(t *testing.T) {
+		r := run(t, []string{"EVENTKIT_TO_LATEST=true", "EVENTKIT_TOPIC=other"}, "",
+			"offsets", "reset", "--brokers", closed, "--group", "g", "--to-earliest")
 		checkFails(t, r, 1, "connect to "+closed)
 	})
 }

@@ -37,14 +37,32 @@ func commandLineOnly(fs *pflag.FlagSet, names ...string) {
 
 func envless(f *pflag.Flag) bool { return skipEnv[f.Name] || f.Annotations[noEnv] != nil }
 
+// alternatives marks flags of one command that exclude each other (--db or
+// --lookback): once one is given on the command line, the others are not
+// filled from the environment, where a variable set for another use
+// (EVENTKIT_DB for lookback serve) would make the command refuse the pair.
+const alternatives = "eventkit-alternatives"
+
+func oneOf(fs *pflag.FlagSet, names ...string) {
+	for _, n := range names {
+		_ = fs.SetAnnotation(n, alternatives, names)
+	}
+}
+
 // applyEnv sets every flag of cmd that was not given on the command line
 // from its environment variable, when that is set. The flag's own parser
 // reads the value, so a malformed one fails as clearly as on the command
 // line, and the flag counts as given for required-flag checks.
 func applyEnv(cmd *cobra.Command) error {
+	typed := make(map[string]bool) // flags an alternative given on the command line excludes
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		for _, n := range f.Annotations[alternatives] {
+			typed[n] = true
+		}
+	})
 	var err error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || envless(f) {
+		if err != nil || f.Changed || envless(f) || typed[f.Name] {
 			return
 		}
 		name := envOf(f)

@@ -98,6 +98,8 @@ continues it (waiting for the hold to end), sending nothing twice.`,
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", 30*time.Second, "how long the job stays this process's after it was killed")
 	_ = fl.MarkHidden("lease-ttl")
 	commandLineOnly(fl, "dry-run", "resume", "lease-ttl")
+	oneOf(fl, "db", "lookback")
+	oneOf(fl, "to-topic", "to-group")
 	return cmd
 }
 

@@ -89,7 +89,11 @@ shows "-".`,
 	fl.BoolVar(&f.json, "json", false, "print JSON")
 	fl.StringVar(&f.lookback, "lookback", "", "a lookback service's address, http://HOST:PORT, which resets through its API and audits it")
 	fl.StringVar(&f.token, "token", "", "with --lookback: an operator's bearer token")
-	commandLineOnly(fl, "partitions", "dry-run", "execute")
+	// What a reset moves is typed with it, like --execute: a variable set
+	// for another command (EVENTKIT_TOPIC for tail) must not narrow it, nor
+	// one left in a shell pick its target.
+	commandLineOnly(fl, "partitions", "topic", "to-time", "to-offset", "shift-by", "to-earliest", "to-latest", "dry-run", "execute")
+	oneOf(fl, "brokers", "lookback")
 	_ = cmd.MarkFlagRequired("group")
 	return cmd
 }
