@@ -361,11 +361,7 @@ func (r *Runner) Start(ctx context.Context, spec Spec, actor Actor) (Job, error)
 	}
 	now := r.cfg.now()
 	spec = spec.withDefaults()
-	if spec.Filter.To.IsZero() {
-		// A job replays what the archive held when it started, so that a
-		// busy topic cannot keep it going for ever.
-		spec.Filter.To = now
-	}
+	spec.Filter = heldAt(spec.Filter, now)
 	topic := spec.Target.TopicName()
 	adm := kadm.NewClient(r.cl)
 	if err := r.prepareTarget(ctx, adm, spec); err != nil {
@@ -491,6 +487,7 @@ func (r *Runner) DryRun(ctx context.Context, spec Spec) (matched int64, sample [
 	if err := spec.Validate(); err != nil {
 		return 0, nil, err
 	}
+	spec.Filter = heldAt(spec.Filter, r.cfg.now()) // what Start would count
 	if matched, err = r.archive.Count(ctx, spec.Filter); err != nil {
 		return 0, nil, fmt.Errorf("replay: count: %w", err)
 	}
@@ -502,6 +499,20 @@ func (r *Runner) DryRun(ctx context.Context, spec Spec) (matched int64, sample [
 		return 0, nil, fmt.Errorf("replay: sample: %w", err)
 	}
 	return matched, page.Records, nil
+}
+
+// heldAt bounds a filter without an end at now: a job replays what the
+// archive held when it started, so that a busy topic cannot keep it going
+// for ever. A filter that starts after now ends where it starts, matching
+// next to nothing rather than being refused for a "to" no one gave.
+func heldAt(f lookback.Filter, now time.Time) lookback.Filter {
+	if f.To.IsZero() {
+		f.To = now
+		if f.From.After(now) {
+			f.To = f.From
+		}
+	}
+	return f
 }
 
 // Get returns the job with that id, with live counters while this Runner

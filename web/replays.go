@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -171,11 +172,11 @@ func (s *Server) postReplay(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r.Body, &b); err != nil {
 		return err
 	}
+	noteReplay(r, b) // also when refused: the audit log says what was asked
 	spec, err := b.Spec()
 	if err != nil {
 		return err
 	}
-	noteReplay(r, spec)
 	if spec.DryRun {
 		matched, sample, err := s.cfg.replays.runner.DryRun(r.Context(), spec)
 		if err != nil {
@@ -199,12 +200,12 @@ func (s *Server) postReplay(w http.ResponseWriter, r *http.Request) error {
 }
 
 // noteReplay records what a replay asks for in the request's audit entry.
-func noteReplay(r *http.Request, spec replay.Spec) {
-	noteAudit(r, "filter", spec.Filter.JSON())
-	noteAudit(r, "target", spec.Target)
-	noteAudit(r, "mode", spec.Mode)
-	noteAudit(r, "rate", spec.Rate)
-	noteAudit(r, "dry_run", spec.DryRun)
+func noteReplay(r *http.Request, b replay.Request) {
+	noteAudit(r, "filter", b.Filter)
+	noteAudit(r, "target", b.Target)
+	noteAudit(r, "mode", b.Mode)
+	noteAudit(r, "rate", b.Rate)
+	noteAudit(r, "dry_run", b.DryRun)
 }
 
 // noteJob records a job's id and counts in the request's audit entry.
@@ -326,9 +327,17 @@ func (s *Server) uiPostReplay(w http.ResponseWriter, r *http.Request) error {
 	}
 	spec, err := specOfForm(form)
 	if err != nil {
+		// The audit log says what was asked, in the form's own words.
+		asked := url.Values{}
+		for _, k := range slices.Concat(replayFilterFields, []string{"target_kind", "target", "mode", "rate", "action"}) {
+			if vs := slicesDeleteEmpty(form[k]); len(vs) > 0 {
+				asked[k] = vs
+			}
+		}
+		noteAudit(r, "form", asked)
 		return refused(err)
 	}
-	noteReplay(r, spec)
+	noteReplay(r, replay.Request{Filter: spec.Filter.JSON(), Target: spec.Target, Mode: spec.Mode, Rate: spec.Rate})
 	if form.Get("action") != "start" {
 		matched, sample, err := s.cfg.replays.runner.DryRun(r.Context(), spec)
 		if err != nil {

@@ -142,6 +142,27 @@ func TestReplayToTheZeroInstant(t *testing.T) {
 	}
 }
 
+// TestReplayFromTheFuture: a filter that starts after now matches nothing,
+// and starting it does as its dry run said (a job of nothing), instead of
+// a 400 for a "to" the client never gave.
+func TestReplayFromTheFuture(t *testing.T) {
+	rf := newReplayFixture(t, "orders")
+	rf.archivePast("orders", 4)
+	from := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	var dry struct {
+		Matched int64 `json:"matched"`
+	}
+	rf.post("POST", "/api/v1/replays", operatorToken, `{"filter": {"from": "`+from+`"}, "target": {"group": "g"}, "dry_run": true}`, 200, &dry)
+	if dry.Matched != 0 {
+		t.Fatalf("dry run matched %d, want 0", dry.Matched)
+	}
+	var j jobJSON
+	rf.post("POST", "/api/v1/replays", operatorToken, `{"filter": {"from": "`+from+`"}, "target": {"group": "g"}}`, 202, &j)
+	if j = rf.waitJob(j.ID, "done"); j.Matched != 0 || j.Sent != 0 {
+		t.Fatalf("job %+v, want done with nothing matched", j)
+	}
+}
+
 // TestReplayAPI replays from the archive through HTTP: a dry run, a replay
 // to a group's replay topic and one to a topic, the job list, cancel, and
 // the statuses for what does not fit.
@@ -286,6 +307,25 @@ func TestReplayBadInput(t *testing.T) {
 	rf.getJSON("/api/v1/replays", &list)
 	if len(list.Replays) != 0 {
 		t.Errorf("malformed requests started jobs: %+v", list.Replays)
+	}
+
+	// A refused replay is audited with what it asked for, as a refused
+	// reset is with its request.
+	rf.post("POST", "/api/v1/replays", operatorToken, `{"filter": {"topic": "orders"}, "target": {"group": "billing"}, "rate": -5}`, 400, nil)
+	var audit struct {
+		Entries []struct {
+			Action  string         `json:"action"`
+			Outcome string         `json:"outcome"`
+			Detail  map[string]any `json:"detail"`
+		} `json:"entries"`
+	}
+	rf.getJSON("/api/v1/audit?action="+url.QueryEscape("POST /api/v1/replays")+"&limit=1", &audit)
+	if len(audit.Entries) != 1 {
+		t.Fatalf("audit entries %+v", audit.Entries)
+	}
+	d, _ := json.Marshal(audit.Entries[0].Detail)
+	if !strings.Contains(string(d), `"target":{"group":"billing"}`) || !strings.Contains(string(d), `"filter":{"topic":"orders"}`) || !strings.Contains(string(d), `"rate":-5`) {
+		t.Errorf("refused replay audited as %s %s, without what it asked for", audit.Entries[0].Outcome, d)
 	}
 }
 

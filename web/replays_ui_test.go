@@ -166,6 +166,22 @@ func TestReplayForm(t *testing.T) {
 			t.Errorf("POST /replays %s: %d, want 400 with the form and %q", c.form, status, c.reason)
 		}
 	}
+	// Each refusal is audited with what the form asked for: its fields
+	// when they do not read as a replay, else the replay.
+	var audit struct {
+		Entries []struct {
+			Detail map[string]any `json:"detail"`
+		} `json:"entries"`
+	}
+	rf.getJSON("/api/v1/audit?action="+url.QueryEscape("POST /replays"), &audit)
+	if len(audit.Entries) != 4 {
+		t.Fatalf("%d audit entries of refused forms, want 4", len(audit.Entries))
+	}
+	for _, e := range audit.Entries {
+		if e.Detail["form"] == nil && e.Detail["target"] == nil {
+			t.Errorf("refused form audited without what it asked for: %v", e.Detail)
+		}
+	}
 	if status, _ := rf.page(operatorToken, "/replays/nope"); status != 404 {
 		t.Errorf("unknown job page: %d, want 404", status)
 	}
