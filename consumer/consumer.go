@@ -170,17 +170,16 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	c.startedAt = c.cfg.now()
 	c.host, _ = os.Hostname()
 	c.mu.Unlock()
-	c.prepareTopics(ctx)
+	ctlFrom := c.prepareTopics(ctx)
 
-	// The control client starts reading at the end before the member joins:
-	// commands sent before this agent started are not for it.
+	// The control client starts reading at the end the control topic had
+	// before the member joined: commands sent before this agent started
+	// are not for it.
 	var ctl *kgo.Client
 	ctlCtx, stopCtl := context.WithCancel(context.Background())
 	defer stopCtl()
 	if c.cfg.control {
-		ctl, err = kgo.NewClient(append(c.connOpts(),
-			kgo.ConsumeTopics(eventkit.ControlTopic),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))...)
+		ctl, err = kgo.NewClient(append(c.connOpts(), ctlFrom...)...)
 		if err != nil {
 			return fmt.Errorf("consumer: kafka control client: %w", err)
 		}

@@ -145,7 +145,8 @@ func (c *Consumer) Ready() error {
 // Resume hands the halted event at topic/partition/offset to the handler
 // again, with a fresh MaxRetries budget, and resumes fetching the partition
 // once nothing else there is halted. It returns an error matching
-// [ErrNotHalted] when that event is not the one halted there.
+// [ErrNotHalted] when that event is not the one halted there, and one
+// matching [ErrStopping] once the agent is stopping.
 func (c *Consumer) Resume(topic string, part int32, offset int64) error {
 	return c.operate(topic, part, offset, func(p *partition, h *halt) *lane {
 		h.it.base, h.it.resumed = h.it.attempt, true
@@ -157,7 +158,8 @@ func (c *Consumer) Resume(topic string, part int32, offset int64) error {
 
 // Skip marks the halted event at topic/partition/offset done without
 // handling it, logs it at WARN, and lets its lane go on. It returns an error
-// matching [ErrNotHalted] when that event is not the one halted there.
+// matching [ErrNotHalted] when that event is not the one halted there, and
+// one matching [ErrStopping] once the agent is stopping.
 func (c *Consumer) Skip(topic string, part int32, offset int64) error {
 	return c.operate(topic, part, offset, func(p *partition, h *halt) *lane {
 		l := h.lane
@@ -184,6 +186,12 @@ func (c *Consumer) operate(topic string, partition int32, offset int64, fn func(
 	if i < 0 || p.gone.Load() {
 		p.mu.Unlock()
 		return fmt.Errorf("%s/%d offset %d: %w", topic, partition, offset, ErrNotHalted)
+	}
+	// A stopping agent neither retries (its lanes end) nor may commit past
+	// the event its Run names as halted: the next run starts there.
+	if c.stopping.Load() {
+		p.mu.Unlock()
+		return fmt.Errorf("%s/%d offset %d: %w", topic, partition, offset, ErrStopping)
 	}
 	h := p.halts[i]
 	p.halts = slices.Delete(p.halts, i, i+1)

@@ -11,6 +11,7 @@ import (
 	"github.com/eventkit/eventkit/kafka"
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -21,17 +22,18 @@ const keptOutcomes = 16
 // agent relies on besides its own: the group's replay topic (as wide as the
 // widest consumed topic) and the control plane's two. A cluster that refuses
 // (no create permission) only delays what needs them: the agent logs it and
-// goes on.
-func (c *Consumer) prepareTopics(ctx context.Context) {
+// goes on. It returns where the control client starts reading
+// (controlStart).
+func (c *Consumer) prepareTopics(ctx context.Context) []kgo.Opt {
 	if !c.cfg.replay && !c.cfg.control {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.drainTimeout)
 	defer cancel()
 	cl, err := kgo.NewClient(c.connOpts()...)
 	if err != nil {
 		c.log.Warn("topics not checked", "error", err)
-		return
+		return controlFromEnd
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
@@ -48,6 +50,47 @@ func (c *Consumer) prepareTopics(ctx context.Context) {
 			c.log.Warn("topic could not be created; what needs it waits until it exists", "topic", topic, "error", err)
 		}
 	}
+	if !c.cfg.control {
+		return nil
+	}
+	return c.controlStart(ctx, adm)
+}
+
+// controlFromEnd reads the control topic from wherever its end is once the
+// control client looks it up: the fallback when it could not be looked up
+// before the member joined.
+var controlFromEnd = []kgo.Opt{kgo.ConsumeTopics(eventkit.ControlTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd())}
+
+// controlStart returns the control client's options: read each partition
+// of eventkit.control from its end as it is now, before the member joins.
+// Commands before that end were sent before this agent started, and are
+// not for it; every command after it is. A client told to start "at the
+// end" looks the end up later, in the background: a command sent meanwhile
+// (to a halt the agent already published) would fall behind its start and
+// be lost. A control topic that does not exist yet is read from its start
+// once it does: all it will hold is new.
+func (c *Consumer) controlStart(ctx context.Context, adm *kadm.Client) []kgo.Opt {
+	ends, err := adm.ListEndOffsets(ctx, eventkit.ControlTopic)
+	from := make(map[int32]kgo.Offset)
+	if err == nil {
+		ends.Each(func(o kadm.ListedOffset) {
+			switch {
+			case errors.Is(o.Err, kerr.UnknownTopicOrPartition): // not created yet
+			case o.Err != nil:
+				err = o.Err
+			default:
+				from[o.Partition] = kgo.NewOffset().At(o.Offset)
+			}
+		})
+	}
+	switch {
+	case err != nil:
+		c.log.Warn("control topic's end not known at start; a command sent before the agent finds it is missed", "error", err)
+		return controlFromEnd
+	case len(from) == 0:
+		return []kgo.Opt{kgo.ConsumeTopics(eventkit.ControlTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
+	}
+	return []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{eventkit.ControlTopic: from})}
 }
 
 // changed asks for a status report now rather than at the next tick.
@@ -154,8 +197,11 @@ func (c *Consumer) command(ev *eventkit.Event) {
 	}
 	if err != nil {
 		out.Reason = err.Error()
-		if errors.Is(err, ErrNotHalted) {
+		switch {
+		case errors.Is(err, ErrNotHalted):
 			out.Reason = "stale: the partition is not halted at that offset"
+		case errors.Is(err, ErrStopping):
+			out.Reason = "the agent is stopping: its next run starts at the halted event"
 		}
 		c.log.Warn("control command refused", "command_id", cmd.CommandID, "type", ev.Type, "topic", cmd.Topic,
 			"partition", cmd.Partition, "offset", cmd.Offset, "requested_by", cmd.RequestedBy, "reason", out.Reason)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/eventkit/eventkit/internal/testkit"
 	"github.com/eventkit/eventkit/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // statusReader follows eventkit.status and keeps the latest status per
@@ -147,4 +151,96 @@ func outcome(st eventkit.AgentStatus, id string) eventkit.CommandOutcome {
 		}
 	}
 	return eventkit.CommandOutcome{}
+}
+
+// A command sent once the agent runs is applied even when the control
+// client was slow to learn where the control topic ended at start: the
+// agent looks that end up before it joins, so a command to a halt it has
+// published cannot fall behind its start.
+func TestControlPlaneCommandWhileStartIsLookedUp(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	if err := b.CreateTopic(eventkit.ControlTopic, 1); err != nil {
+		t.Fatal(err)
+	}
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 2, nil)...)
+	// Holds, until the skip is sent, a consuming client's own look-up of
+	// the control topic's end (kgo's consumer sends the partition's leader
+	// epoch, an admin's look-up -1): the look-up of a client told to start
+	// "at the end".
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	b.Cluster().ControlKey(int16(kmsg.ListOffsets), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		b.Cluster().KeepControl()
+		for _, tp := range req.(*kmsg.ListOffsetsRequest).Topics {
+			if tp.Topic == eventkit.ControlTopic && slices.ContainsFunc(tp.Partitions, func(p kmsg.ListOffsetsRequestTopicPartition) bool { return p.CurrentLeaderEpoch >= 0 }) {
+				b.Cluster().SleepControl(func() { <-release })
+			}
+		}
+		return nil, nil, false
+	})
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		if ev.ID == "e-0" {
+			return errors.New("poison")
+		}
+		return nil
+	}), consumer.MaxRetries(0), consumer.HaltPolicy(consumer.PausePartition), consumer.StatusInterval(200*time.Millisecond))
+	run := testkit.Go(t, c.Run)
+	statuses := newStatusReader(t, b.Addr())
+	statuses.await("the halt", func(st eventkit.AgentStatus) bool { return len(st.Halted) == 1 })
+	sendCommand(t, cl, eventkit.TypeSkip, eventkit.ControlCommand{CommandID: "s1", Group: "g", Topic: "orders", Partition: 0, Offset: 0})
+	once.Do(func() { close(release) })
+	st := statuses.await("the skip's outcome", func(st eventkit.AgentStatus) bool { return hasOutcome(st, "s1") })
+	if !outcome(st, "s1").Applied {
+		t.Fatalf("skip refused: %+v", outcome(st, "s1"))
+	}
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Under StopService a halt stops the agent, which may take a while (here
+// an event of another key holds the drain). A resume or a skip sent
+// meanwhile is refused: the agent no longer retries, and must not commit
+// past the event its Run names as halted.
+func TestControlPlaneRefusesCommandsWhileStopping(t *testing.T) {
+	for _, typ := range []string{eventkit.TypeResume, eventkit.TypeSkip} {
+		t.Run(typ, func(t *testing.T) {
+			b := testkit.Broker(t, 1, "orders")
+			cl := testkit.Client(t, b.Addr())
+			testkit.Produce(t, cl, testkit.Events("orders", "e", 2, func(i int) []byte { return []byte{byte('a' + i)} })...)
+			release := make(chan struct{})
+			var once sync.Once
+			t.Cleanup(func() { once.Do(func() { close(release) }) })
+			var poisoned atomic.Int32
+			c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+				switch ev.ID {
+				case "e-0":
+					<-release
+				case "e-1":
+					poisoned.Add(1)
+					return errors.New("poison")
+				}
+				return nil
+			}), consumer.Ordering(consumer.ByKey), consumer.MaxRetries(0), consumer.StatusInterval(200*time.Millisecond),
+				consumer.DrainTimeout(20*time.Second), consumer.RebalanceTimeout(40*time.Second), consumer.SessionTimeout(45*time.Second))
+			run := testkit.Go(t, c.Run)
+			statuses := newStatusReader(t, b.Addr())
+			statuses.await("the halt", func(st eventkit.AgentStatus) bool { return len(st.Halted) == 1 })
+			sendCommand(t, cl, typ, eventkit.ControlCommand{CommandID: "c1", Group: "g", Topic: "orders", Partition: 0, Offset: 1})
+			st := statuses.await("the outcome", func(st eventkit.AgentStatus) bool { return hasOutcome(st, "c1") })
+			once.Do(func() { close(release) })
+			err := run.Wait(30 * time.Second)
+			if out := outcome(st, "c1"); out.Applied || !strings.Contains(out.Reason, "stopping") {
+				t.Errorf("outcome %+v, want refused: the agent is stopping", out)
+			}
+			if !errors.Is(err, consumer.ErrHalted) {
+				t.Fatalf("Run returned %v, want the halt", err)
+			}
+			if got := testkit.Committed(t, cl, "g")["orders"][0]; got != 1 || poisoned.Load() != 1 {
+				t.Errorf("committed %d after %d calls of the halted event; want 1 (up to it), 1 call", got, poisoned.Load())
+			}
+		})
+	}
 }

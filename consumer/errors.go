@@ -19,6 +19,10 @@ var (
 	// ErrNotHalted is returned by Resume and Skip when the partition is not
 	// halted at the offset they name: the command is stale.
 	ErrNotHalted = errors.New("partition is not halted at that offset")
+	// ErrStopping is returned by Resume and Skip once the agent is stopping
+	// (a halt under StopService stops it): the halted event is where the
+	// group starts again, handled by the next run.
+	ErrStopping = errors.New("the agent is stopping")
 	// ErrStarted is returned by a second call to Run.
 	ErrStarted = errors.New("consumer: Run called twice")
 )
