@@ -260,9 +260,6 @@ func (fj FilterJSON) Filter() (Filter, error) {
 		return Filter{}, badQuery("ids: %d given, at most %d", len(f.IDs), MaxIDs)
 	}
 	for _, id := range f.IDs {
-		if id == "" {
-			return Filter{}, badQuery("ids: empty id")
-		}
 		if err := checkValue("ids", id, maxValue); err != nil {
 			return Filter{}, err
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -104,6 +105,12 @@ func (f Filter) Validate() error {
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && f.From.After(f.To) {
 		errs = append(errs, errors.New("from is after to"))
+	}
+	if len(f.IDs) > MaxIDs {
+		errs = append(errs, fmt.Errorf("ids: %d given, at most %d", len(f.IDs), MaxIDs))
+	}
+	if slices.Contains(f.IDs, "") {
+		errs = append(errs, errors.New("ids: empty id"))
 	}
 	if len(errs) == 0 {
 		return nil

@@ -142,6 +142,8 @@ func TestReplay(t *testing.T) {
 		{"rate not a number", []string{"--to-topic", "copies", "--rate", "NaN"}, "rate NaN: want 0 (no limit) or a finite number"},
 		{"rate without end", []string{"--to-topic", "copies", "--rate", "Inf"}, "rate +Inf: want 0 (no limit) or a finite number"},
 		{"bad db", []string{"--to-topic", "copies", "--db", "mysql://x"}, "want sqlite://PATH or postgres://"},
+		{"empty id", []string{"--to-topic", "copies", "--ids", "e-1,,e-2"}, "ids: empty id"},
+		{"too many ids", []string{"--to-topic", "copies", "--ids", strings.Repeat("x,", lookback.MaxIDs) + "x"}, fmt.Sprintf("ids: %d given", lookback.MaxIDs+1)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			args := append([]string{"replay", "--db", dsn, "--brokers", b.Addr()}, c.args...)
