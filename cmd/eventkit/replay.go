@@ -273,16 +273,24 @@ func follow(ctx context.Context, s *streams, jr jobRunner, id string, every time
 	}
 }
 
-// progress writes a job's progress on one line that it rewrites, when w is
-// a terminal, and a summary line in any case.
+// progress writes a job's progress on one line that it rewrites when w is
+// a terminal, else a line every logEvery (a log, a CI job: long work still
+// shows that it moves), and a summary line in any case.
 type progress struct {
-	w    io.Writer
-	tty  bool
-	last string
+	w        io.Writer
+	tty      bool
+	last     string
+	logEvery time.Duration
+	next     time.Time // of the next line to a log
 }
 
+// progressLogEvery is how often a replay's progress goes to stderr when
+// it is not a terminal.
+const progressLogEvery = 10 * time.Second
+
 func newProgress(w io.Writer) *progress {
-	p := &progress{w: w}
+	p := &progress{w: w, logEvery: progressLogEvery}
+	p.next = time.Now().Add(p.logEvery)
 	if f, ok := w.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			p.tty = true
@@ -292,17 +300,23 @@ func newProgress(w io.Writer) *progress {
 }
 
 func (p *progress) show(j replay.Job) {
-	if !p.tty {
+	if !p.tty && time.Now().Before(p.next) {
 		return
 	}
 	line := fmt.Sprintf("replay %s: %d/%d sent, %d failed", j.ID, j.Sent, j.Matched, j.Failed)
 	if j.Matched > 0 {
 		line += fmt.Sprintf(" (%d%%)", (j.Sent+j.Failed)*100/j.Matched)
 	}
-	if line != p.last {
-		fmt.Fprintf(p.w, "\r%s\x1b[K", line)
-		p.last = line
+	if line == p.last {
+		return
 	}
+	p.last = line
+	if p.tty {
+		fmt.Fprintf(p.w, "\r%s\x1b[K", line)
+		return
+	}
+	fmt.Fprintln(p.w, line)
+	p.next = time.Now().Add(p.logEvery)
 }
 
 func (p *progress) done(j replay.Job) {

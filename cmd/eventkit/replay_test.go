@@ -306,3 +306,23 @@ func TestReplayResumeAfterKill(t *testing.T) {
 		}
 	}
 }
+
+// Progress to a log (not a terminal) is a line now and then, each new one
+// a line of its own, and nothing before the first interval is up.
+func TestProgressToALog(t *testing.T) {
+	var b strings.Builder
+	p := &progress{w: &b, logEvery: time.Hour}
+	p.next = time.Now().Add(p.logEvery)
+	p.show(replay.Job{ID: "j", Matched: 10, Sent: 1})
+	if b.Len() != 0 {
+		t.Fatalf("printed before its interval: %q", b.String())
+	}
+	p.next = time.Time{} // the interval is up
+	p.show(replay.Job{ID: "j", Matched: 10, Sent: 4})
+	p.show(replay.Job{ID: "j", Matched: 10, Sent: 5}) // within the next interval
+	p.done(replay.Job{ID: "j", Status: replay.Done, Matched: 10, Sent: 10, Target: replay.Target{Topic: "copies"}, Mode: eventkit.Deduplicate})
+	want := "replay j: 4/10 sent, 0 failed (40%)\nreplay j done: matched 10, sent 10, failed 0, to topic copies (deduplicate)\n"
+	if b.String() != want {
+		t.Errorf("printed %q, want %q", b.String(), want)
+	}
+}
