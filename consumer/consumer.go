@@ -81,7 +81,7 @@ type Consumer struct {
 	outcomeMu  sync.Mutex
 	outcomeLog []eventkit.CommandOutcome
 
-	ready    chan *lane
+	ready    *laneQueue
 	inFlight atomic.Int64 // records in partition windows
 	held     atomic.Int64 // of those, in the windows of held partitions (see partition.hold)
 	haltAt   atomic.Pointer[haltPoint]
@@ -137,7 +137,7 @@ func New(h eventkit.Handler, opts ...Opt) (*Consumer, error) {
 		log:       cfg.logger.With("group", cfg.group),
 		tracing:   newTracing(&cfg),
 		parts:     make(map[tp]*partition),
-		ready:     make(chan *lane, cfg.maxInFlight+1),
+		ready:     newLaneQueue(),
 		room:      make(chan struct{}, 1),
 		quit:      make(chan struct{}),
 		statusNow: make(chan struct{}, 1),
@@ -408,12 +408,8 @@ func (c *Consumer) wake() {
 	}
 }
 
-func (c *Consumer) schedule(l *lane) {
-	select {
-	case c.ready <- l:
-	case <-c.quit:
-	}
-}
+// schedule queues l for a worker; it never waits.
+func (c *Consumer) schedule(l *lane) { c.ready.push(l) }
 
 // groupConfigError returns the error Run stops with when err says the
 // group cannot be joined as configured: franz-go would try again forever,
@@ -637,27 +633,34 @@ func (c *Consumer) shutdown(cl *kgo.Client, stopControl context.CancelFunc) {
 
 	close(c.quit)
 	stopControl()
-	if !waitGroupTimeout(&c.workers, c.cfg.drainTimeout) {
-		c.log.Error("workers did not stop; a handler ignores its context")
+	stopped := make(chan struct{})
+	go func() { c.workers.Wait(); close(stopped) }()
+	t := time.NewTimer(c.cfg.drainTimeout)
+	defer t.Stop()
+	select {
+	case <-stopped:
+	case <-t.C:
+		c.log.Error("handler calls still running after the drain; they ignore their cancelled context: leaving the group, then waiting for them")
 	}
 	if c.cfg.control {
 		c.publishStatus(cl, true) // lookback forgets this member now
 	}
 	// Close leaves the group; its final revoke finds nothing left to do.
+	// The partitions move on even while a stray call runs: nothing it
+	// does is committed here any more.
 	cl.CloseAllowingRebalance()
-	c.log.Info("consumer stopped")
-}
-
-func waitGroupTimeout(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
+	// Run returns once every goroutine it started has stopped: a caller
+	// that closes what its handler uses once Run returns must not pull it
+	// from under a call still running.
+	for {
+		t.Reset(c.cfg.drainTimeout)
+		select {
+		case <-stopped:
+			c.log.Info("consumer stopped")
+			return
+		case <-t.C:
+			c.log.Error("still waiting for handler calls that ignore their cancelled context")
+		}
 	}
 }
 

@@ -49,7 +49,7 @@ type laneState uint8
 
 const (
 	laneIdle    laneState = iota // empty, not scheduled
-	laneQueued                   // in the ready channel
+	laneQueued                   // in the ready queue
 	laneRunning                  // a worker is handling its items
 	laneParked                   // waiting out a retry backoff
 	laneHalted                   // waiting for Resume or Skip

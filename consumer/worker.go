@@ -28,8 +28,16 @@ func (c *Consumer) work(worker int) {
 	defer c.workers.Done()
 	for {
 		select {
-		case l := <-c.ready:
+		case <-c.quit:
+			return
+		default:
+		}
+		if l := c.ready.pop(); l != nil {
 			c.runLane(l, worker)
+			continue
+		}
+		select {
+		case <-c.ready.wake:
 		case <-c.quit:
 			return
 		}
@@ -179,6 +187,15 @@ loop:
 			break loop
 		}
 
+		if p.ctx.Err() != nil || p.gone.Load() {
+			// The agent cancelled the call (a drain that ran out of time)
+			// or gave the partition away: the failure is no verdict on
+			// the event, which stays undone for the partition's next
+			// owner or run. It neither uses up a retry nor halts this
+			// agent, which no longer handles the event.
+			it.attempt--
+			break
+		}
 		p.m.retry.Inc()
 		it.lastErr = err
 		failed := it.attempt - it.base

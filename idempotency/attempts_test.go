@@ -106,7 +106,9 @@ func TestRebalanceKeepsCountPastAHeldClaim(t *testing.T) {
 	ra := testkit.Go(t, a.Run)
 	<-started
 	rb := testkit.Go(t, bb.Run)
-	_ = ra.Stop()
+	// A leaves the group at once; its Run waits for the call, which
+	// holds the claim meanwhile.
+	ra.Cancel()
 	testkit.Eventually(t, 30*time.Second, func() error {
 		mfs, _ := regB.Gather()
 		for _, mf := range mfs {
@@ -121,6 +123,9 @@ func TestRebalanceKeepsCountPastAHeldClaim(t *testing.T) {
 		return fmt.Errorf("B has not found the event held 5 times yet")
 	})
 	close(unblock) // A's attempt 1 fails and releases
+	if err := ra.Wait(30 * time.Second); err != nil {
+		t.Fatalf("A: %v, want nil: its failure came after it left", err)
+	}
 	err = rb.Wait(30 * time.Second)
 	var ee *consumer.EventError
 	if !errors.As(err, &ee) || !errors.Is(err, consumer.ErrHalted) {

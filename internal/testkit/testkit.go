@@ -237,6 +237,9 @@ func (r *Running) Stop() error {
 	return r.Wait(time.Minute)
 }
 
+// Cancel cancels the context without waiting for Run to return.
+func (r *Running) Cancel() { r.cancel() }
+
 // Wait returns Run's error once it returns by itself, failing the test after
 // timeout.
 func (r *Running) Wait(timeout time.Duration) error {
