@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/eventkit/eventkit"
@@ -94,13 +95,45 @@ func (p *Publisher) Publish(ctx context.Context, topic string, evs ...*eventkit.
 		rs[i] = RecordOf(topic, ev)
 		injectTrace(ctx, p.prop, rs[i])
 	}
-	if err := p.cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+	if err := p.produce(ctx, rs); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	for i, r := range rs {
 		evs[i].Topic, evs[i].Partition, evs[i].Offset, evs[i].Timestamp = r.Topic, r.Partition, r.Offset, r.Timestamp
 	}
 	return nil
+}
+
+// produce writes rs and waits for every acknowledgement, or for ctx to end.
+// franz-go fails a record whose context ends only while it has not been
+// sent: one sent to a broker that went away is retried until it lands, and
+// waiting for it would keep a cancelled caller (a signal, a request gone)
+// waiting for as long as the broker stays away.
+func (p *Publisher) produce(ctx context.Context, rs []*kgo.Record) error {
+	var (
+		mu    sync.Mutex
+		first error
+		left  = len(rs)
+		done  = make(chan struct{})
+	)
+	for _, r := range rs {
+		p.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && first == nil {
+				first = err
+			}
+			if left--; left == 0 {
+				close(done)
+			}
+		})
+	}
+	select {
+	case <-done:
+		return first
+	case <-ctx.Done():
+		return fmt.Errorf("%w: some records may still be written", context.Cause(ctx))
+	}
 }
 
 func (p *Publisher) complete(ev *eventkit.Event) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -197,4 +198,47 @@ func TestPublishFillsEnvelope(t *testing.T) {
 			t.Fatalf("Publish: %v, want context.Canceled", err)
 		}
 	})
+}
+
+// A cancelled Publish returns even when its records were sent and the
+// broker never answers: franz-go would retry them, and wait, for as long as
+// the broker stays away.
+func TestPublishReturnsOnCancel(t *testing.T) {
+	b := testkit.Broker(t, 1, "t")
+	cl := testkit.Client(t, b.Addr())
+	pub := kafka.NewPublisher(cl)
+	if err := pub.Publish(testCtx(t), "t", newEvents(1)...); err != nil {
+		t.Fatal(err)
+	}
+	// The broker takes the next produce request and never answers it.
+	sent, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	b.Cluster().ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		b.Cluster().KeepControl()
+		select {
+		case sent <- struct{}{}:
+		default:
+		}
+		b.Cluster().SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pub.Publish(ctx, "t", newEvents(1)...) }()
+	select {
+	case <-sent:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no produce request")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Publish returned %v, want context.Canceled", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Publish still waits 20s after its context was cancelled")
+	}
+	once.Do(func() { close(release) })
 }
