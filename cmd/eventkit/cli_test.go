@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,6 +251,10 @@ func TestBadInput(t *testing.T) {
 		{"malformed env switch", []string{"EVENTKIT_TLS=maybe"}, []string{"tail", "--brokers", closed, "--topic", "t"}, 2, `EVENTKIT_TLS: invalid argument "maybe"`},
 		{"malformed env number", []string{"EVENTKIT_PARTITIONS=many"}, []string{"broker", "--listen", closed}, 2, `EVENTKIT_PARTITIONS: invalid argument "many"`},
 		{"zero partitions", nil, []string{"broker", "--listen", closed, "--partitions", "0"}, 2, "--partitions 0: want at least 1"},
+		{"tail of an empty topic name", nil, []string{"tail", "--brokers", closed, "--topic", ""}, 2, "--topic: want a topic name"},
+		{"produce to an empty topic name", nil, []string{"produce", "--brokers", closed, "--topic", ""}, 2, "--topic: want a topic name"},
+		{"dev with negative traffic", nil, []string{"dev", "--data", "", "--traffic", "-1"}, 2, "--traffic -1: want 0 or more events/s"},
+		{"dev with endless traffic", nil, []string{"dev", "--data", "", "--traffic", "Inf"}, 2, "--traffic +Inf"},
 		{"broker on another interface", nil, []string{"broker", "--listen", "10.1.2.3:9092"}, 1, "binds 127.0.0.1 only"},
 		{"broker address without port", nil, []string{"broker", "--listen", "localhost"}, 1, `broker listen address "localhost"`},
 		{"dev on another interface", nil, []string{"dev", "--data", "", "--broker-addr", "0.0.0.0:9092"}, 1, "start broker"},
@@ -433,5 +439,63 @@ func TestSelfCommand(t *testing.T) {
 		if got := selfCommand(arg0); got != want {
 			t.Errorf("selfCommand(%q) = %q, want %q", arg0, got, want)
 		}
+	}
+}
+
+// produce stops on SIGTERM even with an event sent to a broker that went
+// away, which franz-go would retry for as long as the broker stays away.
+func TestProduceStopsOnSignalWhenTheBrokerIsGone(t *testing.T) {
+	b, addr := startBroker(t, "--topics", "t")
+	cl := testkit.Client(t, addr)
+	cmd := exec.Command(eventkitBinary(t), "produce", "--brokers", addr, "--topic", "t")
+	cmd.Env = childEnv()
+	var stderr testkit.Buffer
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	fmt.Fprintln(stdin, "a")
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if n := testkit.EndOffsets(t, cl, "t")[0]; n != 1 {
+			return fmt.Errorf("end offset %d, want 1", n)
+		}
+		return nil
+	})
+	cl.Close()
+	if code := b.interrupt(); code != 0 {
+		t.Fatalf("broker exited %d", code)
+	}
+	// A listener stands in for the broker until produce sends "b" to it,
+	// then goes away too.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintln(stdin, "b")
+	stdin.Close()
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	ln.Close()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("produce still runs 30s after SIGTERM with the broker gone; stderr: %s", stderr.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "produced 1 event to t") {
+		t.Fatalf("exit %d, stderr %q; want 1, with the count of what was produced", code, stderr.String())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,6 +82,13 @@ of the UI and API ("token: ..."; kept under --data), a few commands to try,
 and "ready"; it runs until interrupted and then stops cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Checked before any part starts and writes under --data.
+			if t := pay.traffic; t < 0 || math.IsNaN(t) || math.IsInf(t, 0) {
+				return &exitCodeError{code: exitUsage, err: fmt.Errorf("--traffic %v: want 0 or more events/s", t)}
+			}
+			if pay.reportsSchema < 0 {
+				return &exitCodeError{code: exitUsage, err: fmt.Errorf("--reports-schema %d: want a migration version, or 0 for the newest", pay.reportsSchema)}
+			}
 			parts := []devPart{
 				{name: "broker", start: broker.devStart},
 				{name: "lookback", start: lb.start},

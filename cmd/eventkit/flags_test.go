@@ -43,6 +43,9 @@ func TestFlagsReadTheVariableTheirHelpNames(t *testing.T) {
 		{"relay", "group", "EVENTKIT_GROUP"},
 		{"broker", "topics", "EVENTKIT_BROKER_TOPICS"},
 		{"tail", "topic", "EVENTKIT_TOPIC"},
+		// A relay's container sets EVENTKIT_GROUP: tail run there must not
+		// join the relay's group and commit what the application never saw.
+		{"tail", "group", "EVENTKIT_TAIL_GROUP"},
 	} {
 		cmd, _, err := root.Find(strings.Fields(tc.path))
 		if err != nil {

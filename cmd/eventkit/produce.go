@@ -56,6 +56,9 @@ it produced, with a progress line every 10000.
   echo '{"amount":100}' | eventkit produce --brokers 127.0.0.1:9092 --topic demo`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.topic == "" {
+				return errNoTopic
+			}
 			return f.run(cmd.Context(), s)
 		},
 	}
@@ -107,6 +110,10 @@ func (f *produceFlags) run(ctx context.Context, s *streams) error {
 		}
 	}
 }
+
+// errNoTopic refuses a --topic given empty, which the required-flag check
+// lets through.
+var errNoTopic = &exitCodeError{code: exitUsage, err: errors.New("--topic: want a topic name")}
 
 // events returns "1 event" or "N events".
 func events(n int) string {

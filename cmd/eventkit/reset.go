@@ -90,9 +90,10 @@ shows "-".`,
 	fl.StringVar(&f.lookback, "lookback", "", "a lookback service's address, http://HOST:PORT, which resets through its API and audits it")
 	fl.StringVar(&f.token, "token", "", "with --lookback: an operator's bearer token")
 	// What a reset moves is typed with it, like --execute: a variable set
-	// for another command (EVENTKIT_TOPIC for tail) must not narrow it, nor
-	// one left in a shell pick its target.
-	commandLineOnly(fl, "partitions", "topic", "to-time", "to-offset", "shift-by", "to-earliest", "to-latest", "dry-run", "execute")
+	// for another command (EVENTKIT_GROUP for a relay, EVENTKIT_TOPIC for
+	// tail) must not pick its group or narrow it, nor one left in a shell
+	// pick its target.
+	commandLineOnly(fl, "group", "partitions", "topic", "to-time", "to-offset", "shift-by", "to-earliest", "to-latest", "dry-run", "execute")
 	oneOf(fl, "brokers", "lookback")
 	_ = cmd.MarkFlagRequired("group")
 	return cmd

@@ -83,14 +83,19 @@ func TestOffsetsReset(t *testing.T) {
 		}
 	})
 
-	t.Run("flags from the environment", func(t *testing.T) {
-		// --execute is never taken from the environment: a stray
-		// variable must not turn a dry run into a change.
-		r := reset(t, []string{"EVENTKIT_GROUP=billing", "EVENTKIT_TO_LATEST=true", "EVENTKIT_EXECUTE=true", "EVENTKIT_PARTITIONS=7"})
+	t.Run("what moves is typed", func(t *testing.T) {
+		// The group, the target, the partitions and --execute are never
+		// taken from the environment: a variable set for another command
+		// (a relay's EVENTKIT_GROUP) or left in a shell must not pick what
+		// changes, nor turn a dry run into a change.
+		env := []string{"EVENTKIT_GROUP=billing", "EVENTKIT_TO_EARLIEST=true", "EVENTKIT_EXECUTE=true", "EVENTKIT_PARTITIONS=7"}
+		r := reset(t, env, "--group", "billing", "--to-latest")
 		if r.code != 0 || !strings.HasSuffix(r.stdout, "dry run: nothing changed; add --execute\n") {
 			t.Fatalf("exit %d, printed %q; stderr %s", r.code, r.stdout, r.stderr)
 		}
-		r = reset(t, []string{"EVENTKIT_GROUP=billing", "EVENTKIT_TO_LATEST=true"}, "--execute")
+		checkFails(t, reset(t, env, "--to-latest", "--execute"), 2, `required flag(s) "group" not set`)
+		checkFails(t, reset(t, env, "--group", "billing", "--execute"), 2, "no target")
+		r = reset(t, env, "--group", "billing", "--to-latest", "--execute")
 		if r.code != 0 || !strings.HasSuffix(r.stdout, "executed: group billing committed the new offsets\n") {
 			t.Fatalf("exit %d, printed %q; stderr %s", r.code, r.stdout, r.stderr)
 		}

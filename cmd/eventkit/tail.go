@@ -53,13 +53,16 @@ from the start with --from-beginning; with --group it consumes as a member
 of that group and commits what it printed. It runs until interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.topic == "" {
+				return errNoTopic
+			}
 			return f.run(cmd.Context(), s)
 		},
 	}
 	f.kafka.bind(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.topic, "topic", "", "topic to read (required)")
-	fl.StringVar(&f.group, "group", "", "consume as a member of this consumer group and commit (default: no group)")
+	fl.StringVar(&f.group, "group", "", "consume as a member of this consumer group and commit (default: no group) (env EVENTKIT_TAIL_GROUP)")
 	fl.BoolVar(&f.fromBeginning, "from-beginning", false, "start at the oldest record (with --group: where the group has no commit)")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object per event")
 	_ = cmd.MarkFlagRequired("topic")
