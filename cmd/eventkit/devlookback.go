@@ -56,6 +56,9 @@ func (d *devLookback) start(ctx context.Context, env *devEnv) (func(), error) {
 		cleanup()
 		return nil, err
 	}
+	// An ingest that stops by itself archives nothing more: dev stops with
+	// it, as lookback serve exits, instead of showing a stale archive.
+	env.watch(ctx, "lookback ingest", func() error { <-lb.ingestDone; return lb.ingestErr })
 	env.lines = append(env.lines, "lookback: http://"+lb.addr)
 	env.last = append(env.last, "token: "+token)
 	env.hints = append(env.hints, fmt.Sprintf(`curl -H "Authorization: Bearer %s" http://%s/api/v1/events`, token, lb.addr))
