@@ -292,7 +292,13 @@ func (s *Status) SendCommand(ctx context.Context, typ string, cmd eventkit.Contr
 		return "", fmt.Errorf("group %s, %s/%d offset %d: %w", cmd.Group, cmd.Topic, cmd.Partition, cmd.Offset, ErrNotHalted)
 	}
 	if cmd.CommandID == "" {
-		cmd.CommandID = uuid.NewString()
+		// Time-ordered: the id also tells when the command was sent
+		// (CommandSent), for as long as anyone holds it.
+		id, err := uuid.NewV7()
+		if err != nil {
+			return "", err
+		}
+		cmd.CommandID = id.String()
 	}
 	data, err := json.Marshal(cmd)
 	if err != nil {
@@ -308,6 +314,28 @@ func (s *Status) SendCommand(ctx context.Context, typ string, cmd eventkit.Contr
 		return "", fmt.Errorf("send %s: %w", typ, err)
 	}
 	return cmd.CommandID, nil
+}
+
+// CommandSent returns when the command with id was sent, when SendCommand
+// made the id.
+func CommandSent(id string) (time.Time, bool) {
+	u, err := uuid.Parse(id)
+	if err != nil || u.Version() != 7 {
+		return time.Time{}, false
+	}
+	return time.Unix(u.Time().UnixTime()), true
+}
+
+// OutcomeDue is how long after a command to group g its outcome shows at
+// the latest, if a member of g owned the partition when the command came:
+// the longest time a member of g may stay silent (expiryIntervals of its
+// status interval).
+func (s *Status) OutcomeDue(g string) time.Duration {
+	due := expiry(eventkit.AgentStatus{})
+	for _, st := range s.Group(g) {
+		due = max(due, expiry(st))
+	}
+	return due
 }
 
 // Outcome returns what a member of group g reported doing with command id,

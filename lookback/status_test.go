@@ -13,6 +13,7 @@ import (
 	"github.com/eventkit/eventkit/internal/testkit"
 	"github.com/eventkit/eventkit/kafka"
 	"github.com/eventkit/eventkit/lookback"
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -158,6 +159,9 @@ func TestStatusBoardSendsCommands(t *testing.T) {
 	if err != nil || id == "" {
 		t.Fatalf("skip: %q, %v", id, err)
 	}
+	if _, ok := lookback.CommandSent(id); !ok {
+		t.Errorf("command id %q does not tell when it was sent", id)
+	}
 	testkit.Eventually(t, 30*time.Second, func() error {
 		o, ok := board.Outcome("g", id)
 		if !ok || !o.Applied {
@@ -201,5 +205,21 @@ func TestStatusBoardCountsTheAgeOfWhatItReadsBack(t *testing.T) {
 	clock.Add(8 * time.Second) // 16 s after it was sent: past three intervals
 	if ms := board.Group("g"); len(ms) != 0 {
 		t.Errorf("member listed 16 s after its last status, three intervals of 5 s: %+v", ms)
+	}
+}
+
+// The ids SendCommand makes tell when the command was sent.
+func TestCommandSent(t *testing.T) {
+	v7, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at, ok := lookback.CommandSent(v7.String()); !ok || time.Since(at) > time.Minute || time.Since(at) < -time.Minute {
+		t.Errorf("v7 id: sent %v, %v; want about now", at, ok)
+	}
+	for _, id := range []string{"c1", uuid.NewString(), ""} {
+		if _, ok := lookback.CommandSent(id); ok {
+			t.Errorf("%q: a time, want none", id)
+		}
 	}
 }

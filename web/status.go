@@ -24,6 +24,9 @@ type StatusSource interface {
 	// Outcome returns what a member of group reported doing with a
 	// command, once one did.
 	Outcome(group, commandID string) (eventkit.CommandOutcome, bool)
+	// OutcomeDue is how long after a command its outcome shows at the
+	// latest, when a member owned its partition.
+	OutcomeDue(group string) time.Duration
 	// SendCommand checks cmd against the latest status (an error matching
 	// lookback.ErrNotHalted when stale) and puts it on eventkit.control.
 	SendCommand(ctx context.Context, typ string, cmd eventkit.ControlCommand) (string, error)
@@ -262,6 +265,14 @@ func (s *Server) uiGroupStatus(w http.ResponseWriter, r *http.Request) error {
 	}
 	if id := q.Get("command"); id != "" {
 		n := &commandNote{ID: id, Text: "Command " + id + " sent; waiting for the agent's outcome…", Class: "pending"}
+		if sent, ok := lookback.CommandSent(id); ok {
+			// No member owned the partition when the command came (a
+			// rebalance), or its member restarted: no outcome will come.
+			if waited := s.cfg.now().Sub(sent); waited > s.cfg.status.OutcomeDue(g) {
+				n.Text, n.Class = fmt.Sprintf("Command %s sent %s ago: no agent has reported an outcome. No member owned the partition when it came (a rebalance), or its member restarted. If the event is still halted below, send the command again.",
+					id, waited.Round(time.Second)), "unanswered"
+			}
+		}
 		if o, ok := s.cfg.status.Outcome(g, id); ok {
 			verb := strings.TrimPrefix(o.Type, "eventkit.control.")
 			n.Text, n.Class = fmt.Sprintf("%s of %s/%d offset %d applied by the agent at %s.", verb, o.Topic, o.Partition, o.Offset, o.At.UTC().Format(time.RFC3339)), "applied"

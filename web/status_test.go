@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/chromedp/chromedp"
 	"github.com/eventkit/eventkit"
 	"github.com/eventkit/eventkit/consumer"
@@ -329,5 +331,37 @@ func TestStatusBoardNotRunning(t *testing.T) {
 	f := newFixture(t, web.StatusBoard(board))
 	if status, b := f.do("POST", "/api/v1/groups/g/partitions/orders/0/skip", operatorToken, strings.NewReader(`{"offset": 1}`)); status != http.StatusServiceUnavailable || !json.Valid(b) {
 		t.Fatalf("skip: %d %s, want 503", status, b)
+	}
+}
+
+// silentBoard shows a group whose members never answer commands.
+type silentBoard struct{}
+
+func (silentBoard) Group(string) []eventkit.AgentStatus { return nil }
+func (silentBoard) Outcome(string, string) (eventkit.CommandOutcome, bool) {
+	return eventkit.CommandOutcome{}, false
+}
+func (silentBoard) OutcomeDue(string) time.Duration { return 15 * time.Second }
+func (silentBoard) SendCommand(context.Context, string, eventkit.ControlCommand) (string, error) {
+	return "", errors.New("not sent")
+}
+
+// A command no member answers (its partition had no owner when it came)
+// shows as such once its outcome is overdue, rather than as pending for
+// good.
+func TestUnansweredCommand(t *testing.T) {
+	later := time.Now().Add(time.Minute)
+	f := newFixture(t, web.StatusBoard(silentBoard{}), web.Now(func() time.Time { return later }))
+	id, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, page := f.page(viewerToken, "/groups/g/status?command="+id.String())
+	if status != http.StatusOK || !strings.Contains(page, `class="command unanswered"`) || !strings.Contains(page, "no agent has reported an outcome") {
+		t.Errorf("overdue command: %d, want it shown unanswered: %s", status, page)
+	}
+	// An id that does not tell its time stays pending.
+	if status, page := f.page(viewerToken, "/groups/g/status?command=c1"); status != http.StatusOK || !strings.Contains(page, `class="command pending"`) {
+		t.Errorf("command c1: %d, want it shown pending: %s", status, page)
 	}
 }
