@@ -172,14 +172,13 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	c.mu.Unlock()
 	ctlFrom := c.prepareTopics(ctx)
 
-	// The control client starts reading at the end the control topic had
-	// before the member joined: commands sent before this agent started
-	// are not for it.
+	// Commands start at the end the control topic had before the member
+	// joined: those sent before this agent started are not for it.
 	var ctl *kgo.Client
 	ctlCtx, stopCtl := context.WithCancel(context.Background())
 	defer stopCtl()
 	if c.cfg.control {
-		ctl, err = kgo.NewClient(append(c.connOpts(), ctlFrom...)...)
+		ctl, err = kgo.NewClient(append(c.connOpts(), ctlFrom.opts()...)...)
 		if err != nil {
 			return fmt.Errorf("consumer: kafka control client: %w", err)
 		}
@@ -210,7 +209,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	if c.cfg.control {
 		c.workers.Add(2)
 		go c.statusLoop(cl)
-		go c.controlLoop(ctlCtx, ctl)
+		go c.controlLoop(ctlCtx, ctl, ctlFrom)
 	}
 
 	c.poll(pollCtx, cl)

@@ -22,18 +22,17 @@ const keptOutcomes = 16
 // agent relies on besides its own: the group's replay topic (as wide as the
 // widest consumed topic) and the control plane's two. A cluster that refuses
 // (no create permission) only delays what needs them: the agent logs it and
-// goes on. It returns where the control client starts reading
-// (controlStart).
-func (c *Consumer) prepareTopics(ctx context.Context) []kgo.Opt {
+// goes on. It returns where commands for this agent start (controlStart).
+func (c *Consumer) prepareTopics(ctx context.Context) controlFrom {
 	if !c.cfg.replay && !c.cfg.control {
-		return nil
+		return controlFrom{}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.drainTimeout)
 	defer cancel()
 	cl, err := kgo.NewClient(c.connOpts()...)
 	if err != nil {
 		c.log.Warn("topics not checked", "error", err)
-		return controlFromEnd
+		return controlFrom{unknown: true}
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
@@ -51,27 +50,42 @@ func (c *Consumer) prepareTopics(ctx context.Context) []kgo.Opt {
 		}
 	}
 	if !c.cfg.control {
-		return nil
+		return controlFrom{}
 	}
 	return c.controlStart(ctx, adm)
 }
 
-// controlFromEnd reads the control topic from wherever its end is once the
-// control client looks it up: the fallback when it could not be looked up
-// before the member joined.
-var controlFromEnd = []kgo.Opt{kgo.ConsumeTopics(eventkit.ControlTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd())}
+// controlFrom is where the commands for this agent start on eventkit.control.
+type controlFrom struct {
+	// floors holds each partition's end when the agent started: the
+	// records below it were sent before, and are not for this agent. A
+	// partition not in it was created since: all it holds is new.
+	floors map[int32]int64
+	// unknown: the ends could not be looked up, and the control client
+	// starts wherever they are once it looks.
+	unknown bool
+}
 
-// controlStart returns the control client's options: read each partition
-// of eventkit.control from its end as it is now, before the member joins.
-// Commands before that end were sent before this agent started, and are
-// not for it; every command after it is. A client told to start "at the
-// end" looks the end up later, in the background: a command sent meanwhile
-// (to a halt the agent already published) would fall behind its start and
-// be lost. A control topic that does not exist yet is read from its start
-// once it does: all it will hold is new.
-func (c *Consumer) controlStart(ctx context.Context, adm *kadm.Client) []kgo.Opt {
+// opts returns the control client's options. It reads the topic, not the
+// partitions it had at start, so that a partition added later is read too.
+func (f controlFrom) opts() []kgo.Opt {
+	start := kgo.NewOffset().AtStart()
+	if f.unknown {
+		start = kgo.NewOffset().AtEnd()
+	}
+	return []kgo.Opt{kgo.ConsumeTopics(eventkit.ControlTopic), kgo.ConsumeResetOffset(start)}
+}
+
+// before reports whether r was on eventkit.control before the agent started.
+func (f controlFrom) before(r *kgo.Record) bool { return r.Offset < f.floors[r.Partition] }
+
+// controlStart looks up where eventkit.control ends, before the member
+// joins. A client told to start "at the end" looks it up itself, later, in
+// the background: a command sent meanwhile (to a halt the agent already
+// published) would fall behind its start and be lost.
+func (c *Consumer) controlStart(ctx context.Context, adm *kadm.Client) controlFrom {
 	ends, err := adm.ListEndOffsets(ctx, eventkit.ControlTopic)
-	from := make(map[int32]kgo.Offset)
+	floors := make(map[int32]int64)
 	if err == nil {
 		ends.Each(func(o kadm.ListedOffset) {
 			switch {
@@ -79,18 +93,15 @@ func (c *Consumer) controlStart(ctx context.Context, adm *kadm.Client) []kgo.Opt
 			case o.Err != nil:
 				err = o.Err
 			default:
-				from[o.Partition] = kgo.NewOffset().At(o.Offset)
+				floors[o.Partition] = o.Offset
 			}
 		})
 	}
-	switch {
-	case err != nil:
+	if err != nil {
 		c.log.Warn("control topic's end not known at start; a command sent before the agent finds it is missed", "error", err)
-		return controlFromEnd
-	case len(from) == 0:
-		return []kgo.Opt{kgo.ConsumeTopics(eventkit.ControlTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
+		return controlFrom{unknown: true}
 	}
-	return []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{eventkit.ControlTopic: from})}
+	return controlFrom{floors: floors}
 }
 
 // changed asks for a status report now rather than at the next tick.
@@ -142,15 +153,16 @@ func (c *Consumer) publishStatus(cl *kgo.Client, leaving bool) {
 	}
 }
 
-// controlLoop reads eventkit.control from its end, so that commands sent
-// before the agent started are never applied, and applies the commands for
-// this group to the partitions this member owns. It returns when ctx ends.
+// controlLoop reads eventkit.control past the ends it had when the agent
+// started (from), so that commands sent before are never applied, and
+// applies the commands for this group to the partitions this member owns.
+// It returns when ctx ends.
 //
 // Where the log ended when the agent started is what tells old commands
 // from new ones, not their ce_time: the sender's clock is not the agent's,
 // and a sender a few seconds behind would have its commands to a freshly
 // started agent dropped.
-func (c *Consumer) controlLoop(ctx context.Context, cl *kgo.Client) {
+func (c *Consumer) controlLoop(ctx context.Context, cl *kgo.Client, from controlFrom) {
 	defer c.workers.Done()
 	for {
 		fs := cl.PollFetches(ctx)
@@ -161,7 +173,7 @@ func (c *Consumer) controlLoop(ctx context.Context, cl *kgo.Client) {
 			c.log.Warn("control topic fetch error", "partition", partition, "error", err)
 		})
 		fs.EachRecord(func(r *kgo.Record) {
-			if string(r.Key) == c.cfg.group {
+			if string(r.Key) == c.cfg.group && !from.before(r) {
 				c.command(kafka.EventOf(r))
 			}
 		})

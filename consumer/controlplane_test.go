@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/eventkit/eventkit/consumer"
 	"github.com/eventkit/eventkit/internal/testkit"
 	"github.com/eventkit/eventkit/kafka"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -242,5 +244,60 @@ func TestControlPlaneRefusesCommandsWhileStopping(t *testing.T) {
 				t.Errorf("committed %d after %d calls of the halted event; want 1 (up to it), 1 call", got, poisoned.Load())
 			}
 		})
+	}
+}
+
+// eventkit.control widened while the agent runs (the group's commands,
+// keyed by group, may hash to the new partition): a command on the new
+// partition reaches the agent, which follows the topic, not the
+// partitions it had at start.
+func TestControlPlaneFollowsNewControlPartitions(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	if err := b.CreateTopic(eventkit.ControlTopic, 1); err != nil {
+		t.Fatal(err)
+	}
+	cl := testkit.Client(t, b.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 1, nil)...)
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(context.Context, *eventkit.Event) error {
+		return errors.New("poison")
+	}), consumer.MaxRetries(0), consumer.HaltPolicy(consumer.PausePartition), consumer.StatusInterval(200*time.Millisecond),
+		// A quick metadata refresh: the new partition is seen within a second.
+		consumer.ClientOpts(append(testkit.ClientOpts(), kgo.MetadataMaxAge(300*time.Millisecond))...))
+	run := testkit.Go(t, c.Run)
+	testkit.Eventually(t, 20*time.Second, func() error {
+		if len(c.Halted()) != 1 {
+			return errors.New("not halted yet")
+		}
+		return nil
+	})
+	if _, err := kadm.NewClient(cl).CreatePartitions(context.Background(), 1, eventkit.ControlTopic); err != nil {
+		t.Fatal(err)
+	}
+	// A skip on partition 1 every half second, until the agent finds the
+	// partition and applies one.
+	var sent int
+	var last time.Time
+	testkit.Eventually(t, 20*time.Second, func() error {
+		for _, o := range c.Status().Commands {
+			if o.Applied {
+				return nil
+			}
+		}
+		if time.Since(last) > 500*time.Millisecond {
+			sent++
+			last = time.Now()
+			cmd := eventkit.ControlCommand{CommandID: fmt.Sprintf("s%d", sent), Group: "g", Topic: "orders", Partition: 0, Offset: 0}
+			data, err := json.Marshal(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := kafka.RecordOf(eventkit.ControlTopic, &eventkit.Event{ID: cmd.CommandID, Source: "/test", Type: eventkit.TypeSkip, Time: time.Now(), Key: []byte("g"), Data: data})
+			r.Partition = 1
+			testkit.Produce(t, cl, r)
+		}
+		return errors.New("no command on the new control partition applied")
+	})
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -110,6 +110,9 @@ func (p *Publisher) Publish(ctx context.Context, topic string, evs ...*eventkit.
 // waiting for it would keep a cancelled caller (a signal, a request gone)
 // waiting for as long as the broker stays away.
 func (p *Publisher) produce(ctx context.Context, rs []*kgo.Record) error {
+	if len(rs) == 0 {
+		return nil
+	}
 	var (
 		mu    sync.Mutex
 		first error
@@ -132,6 +135,11 @@ func (p *Publisher) produce(ctx context.Context, rs []*kgo.Record) error {
 	case <-done:
 		return first
 	case <-ctx.Done():
+		select {
+		case <-done: // acknowledged as ctx ended: the outcome is known
+			return first
+		default:
+		}
 		return fmt.Errorf("%w: some records may still be written", context.Cause(ctx))
 	}
 }

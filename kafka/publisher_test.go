@@ -200,6 +200,17 @@ func TestPublishFillsEnvelope(t *testing.T) {
 	})
 }
 
+// Publishing no events has nothing to wait for.
+func TestPublishNothing(t *testing.T) {
+	b := testkit.Broker(t, 1, "t")
+	pub := kafka.NewPublisher(testkit.Client(t, b.Addr()))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := pub.Publish(ctx, "t"); err != nil {
+		t.Fatalf("Publish of no events: %v, want nil", err)
+	}
+}
+
 // A cancelled Publish returns even when its records were sent and the
 // broker never answers: franz-go would retry them, and wait, for as long as
 // the broker stays away.
