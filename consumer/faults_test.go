@@ -134,6 +134,9 @@ func TestMalformedRecordsReachTheHandler(t *testing.T) {
 		if wantMalformed && !logs.contains(`msg="malformed event"`, "offset="+strconv.Itoa(i)) {
 			t.Errorf("event %d: no malformed log line with its offset", i)
 		}
+		if i == 2 && !logs.contains(`msg="malformed event"`, "offset=2", "id=x") {
+			t.Errorf("event 2: its malformed log line does not name its id, which decoded")
+		}
 	}
 	if string(evs[3].Key) != "\xff\x00\xfe" || string(evs[3].Data) != "\xc3\x28" {
 		t.Errorf("non-UTF-8 key or value changed: %q %q", evs[3].Key, evs[3].Data)

@@ -139,7 +139,7 @@ func (p *partition) dispatch(recs []*kgo.Record, hwm int64, ready []*lane) ([]*l
 		kafka.DecodeRecord(r, &it.ev)
 		if it.ev.DecodeErr != nil {
 			malformed++
-			p.c.log.Warn("malformed event", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "cause", it.ev.DecodeErr)
+			p.c.log.Warn("malformed event", p.c.attrs(it, "cause", it.ev.DecodeErr)...)
 		}
 	}
 	if malformed > 0 {

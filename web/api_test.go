@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -243,5 +245,27 @@ func TestTokens(t *testing.T) {
 	}
 	if _, err := web.LoadTokens("", ""); err == nil {
 		t.Error("no tokens: accepted")
+	}
+}
+
+// A tokens file or variable with its columns swapped puts the secret where
+// the role goes: the error, printed to a log, must not quote it.
+func TestTokenErrorsDoNotPrintTheSecret(t *testing.T) {
+	const secret = "s3cr3t-0123456789abcdef"
+	file := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(file, []byte("ops "+secret+" operator\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, load := range map[string]func() error{
+		"file": func() error { _, err := web.LoadTokens(file, ""); return err },
+		"env":  func() error { _, err := web.LoadTokens("", "ops:"+secret+":operator"); return err },
+	} {
+		err := load()
+		if err == nil {
+			t.Fatalf("%s: swapped columns accepted", name)
+		}
+		if strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "neither viewer nor operator") {
+			t.Errorf("%s: %v; want the problem, without the secret", name, err)
+		}
 	}
 }

@@ -45,6 +45,10 @@ func ParseRole(s string) (Role, error) {
 	return Public, fmt.Errorf("role %q: want viewer or operator", s)
 }
 
+// errNotARole says a token's role is not one, without quoting it: with the
+// columns swapped, it would be the secret, printed in a log.
+var errNotARole = errors.New("the role (second field) is neither viewer nor operator; the fields are name, role, token")
+
 // MinTokenLen is the shortest token accepted: a guessable token is worse
 // than none, because it looks like protection.
 const MinTokenLen = 16
@@ -136,7 +140,7 @@ func ParseTokensFile(r io.Reader) ([]Token, error) {
 		}
 		role, err := ParseRole(fields[1])
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
+			return nil, fmt.Errorf("line %d: %w", n, errNotARole)
 		}
 		ts = append(ts, Token{Name: fields[0], Role: role, Secret: fields[2]})
 	}
@@ -157,7 +161,7 @@ func ParseTokensEnv(s string) ([]Token, error) {
 		}
 		role, err := ParseRole(parts[1])
 		if err != nil {
-			return nil, fmt.Errorf("item %d: %w", i+1, err)
+			return nil, fmt.Errorf("item %d: %w", i+1, errNotARole)
 		}
 		ts = append(ts, Token{Name: parts[0], Role: role, Secret: parts[2]})
 	}

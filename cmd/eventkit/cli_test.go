@@ -263,7 +263,7 @@ func TestBadInput(t *testing.T) {
 		{"lookback without brokers", nil, []string{"lookback", "serve", "--db", "sqlite://x.db"}, 2, "no brokers"},
 		{"lookback without tokens", nil, []string{"lookback", "serve", "--brokers", closed, "--db", "sqlite:///nonexistent/x.db"}, 2, "no tokens"},
 		{"lookback with a short token", []string{"EVENTKIT_TOKENS=a:viewer:short"}, []string{"lookback", "serve", "--brokers", closed, "--db", "sqlite:///nonexistent/x.db"}, 2, "want at least 16"},
-		{"lookback with an unknown role", []string{"EVENTKIT_TOKENS=a:admin:aaaaaaaaaaaaaaaaaaaa"}, []string{"lookback", "serve", "--brokers", closed, "--db", "sqlite:///nonexistent/x.db"}, 2, `role "admin"`},
+		{"lookback with an unknown role", []string{"EVENTKIT_TOKENS=a:admin:aaaaaaaaaaaaaaaaaaaa"}, []string{"lookback", "serve", "--brokers", closed, "--db", "sqlite:///nonexistent/x.db"}, 2, "the role (second field) is neither viewer nor operator"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(t, tc.env, "", tc.args...)
