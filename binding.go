@@ -34,9 +34,12 @@ const (
 	HeaderDeadLetterPrefix = "eventkit-dlq-"
 )
 
-// TraceHeaders are the W3C trace context headers. A replay drops them, so
-// that a replayed event starts a trace of its own.
-var TraceHeaders = []string{"traceparent", "tracestate", "baggage"}
+// TraceHeaders are the headers of a trace context: W3C's, and the
+// CloudEvents distributed tracing extension as the Kafka binding writes it
+// (ce_traceparent, ce_tracestate). A replay drops them, so that a replayed
+// event starts a trace of its own, and a Publisher that writes its
+// caller's trace drops those the event carried.
+var TraceHeaders = []string{"traceparent", "tracestate", "baggage", "ce_traceparent", "ce_tracestate"}
 
 // SpecVersion is the CloudEvents version eventkit writes.
 const SpecVersion = "1.0"

@@ -24,14 +24,28 @@ type RecordCarrier kgo.Record
 
 var _ propagation.TextMapCarrier = (*RecordCarrier)(nil)
 
-// Get returns the value of the first header named key, or "".
+// Get returns the value of the first header named key, or "". A trace
+// context header the record lacks is read from the CloudEvents extension
+// the Kafka binding writes for it (ce_traceparent for traceparent), so that
+// a trace started by a CloudEvents producer goes on here.
 func (c *RecordCarrier) Get(key string) string {
-	for _, h := range c.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
+	if v, ok := c.get(key); ok {
+		return v
+	}
+	if key == "traceparent" || key == "tracestate" {
+		v, _ := c.get("ce_" + key)
+		return v
 	}
 	return ""
+}
+
+func (c *RecordCarrier) get(key string) (string, bool) {
+	for _, h := range c.Headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
 }
 
 // Set replaces the headers named key with one holding value: the context

@@ -8,6 +8,7 @@ import (
 	"github.com/eventkit/eventkit"
 	"github.com/eventkit/eventkit/internal/testkit"
 	"github.com/eventkit/eventkit/kafka"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // An event forwarded from elsewhere may carry trace headers of its own; the
@@ -24,6 +25,10 @@ func TestPublishWritesTheTraceContext(t *testing.T) {
 		// write over them, and they must not ride along with its traceparent.
 		{Key: "tracestate", Value: []byte("othervendor=stale")},
 		{Key: "baggage", Value: []byte("user=from-elsewhere")},
+		// The CloudEvents extension of a stale trace, as another
+		// language's SDK writes it in the Kafka binding.
+		{Key: "ce_traceparent", Value: []byte("00-33333333333333333333333333333333-4444444444444444-01")},
+		{Key: "ce_tracestate", Value: []byte("othervendor=stale")},
 	}}
 	sc := testkit.PublishTraced(t, testkit.Client(t, b.Addr()), tp, "orders", ev)
 
@@ -38,8 +43,24 @@ func TestPublishWritesTheTraceContext(t *testing.T) {
 	if len(got) != 1 || got[0] != want {
 		t.Fatalf("record traceparent headers %q, want one: %q", got, want)
 	}
-	if c := (*kafka.RecordCarrier)(r); c.Get("tenant") != "acme" || c.Get("tracestate") != "" || c.Get("baggage") != "" {
-		t.Fatalf("headers %+v: want tenant kept, the stale tracestate and baggage gone", r.Headers)
+	if c := (*kafka.RecordCarrier)(r); c.Get("tenant") != "acme" || c.Get("tracestate") != "" || c.Get("baggage") != "" ||
+		c.Get("ce_traceparent") != "" || c.Get("ce_tracestate") != "" {
+		t.Fatalf("headers %+v: want tenant kept, the stale tracestate, baggage and ce_ trace extension gone", r.Headers)
+	}
+}
+
+// A record whose trace context comes as the CloudEvents extension only
+// (ce_traceparent, from a CloudEvents producer) is read as its trace; a
+// W3C header, when there is one, wins.
+func TestRecordCarrierReadsTheCloudEventsTraceExtension(t *testing.T) {
+	const w3c, ce = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "00-11111111111111111111111111111111-2222222222222222-01"
+	c := &kafka.RecordCarrier{Headers: []kgo.RecordHeader{{Key: "ce_traceparent", Value: []byte(ce)}, {Key: "ce_tracestate", Value: []byte("v=1")}}}
+	if got := c.Get("traceparent"); got != ce || c.Get("tracestate") != "v=1" {
+		t.Errorf("traceparent %q, tracestate %q; want the extension's", got, c.Get("tracestate"))
+	}
+	c.Headers = append(c.Headers, kgo.RecordHeader{Key: "traceparent", Value: []byte(w3c)})
+	if got := c.Get("traceparent"); got != w3c {
+		t.Errorf("traceparent %q, want the W3C header's %q", got, w3c)
 	}
 }
 

@@ -119,7 +119,20 @@ func header(ctx context.Context, ev *eventkit.Event) http.Header {
 		}
 	}
 
+	// W3C's own headers first: a record that also carries the CloudEvents
+	// extension (ce_traceparent) of another trace belongs to the trace its
+	// W3C header names, which is what a Publisher writes, and the
+	// extension's tracestate must not ride along with it.
 	for _, x := range ev.Headers {
+		if slices.Contains(eventkit.TraceHeaders, x.Key) && !strings.HasPrefix(x.Key, "ce_") {
+			forward(h, x)
+		}
+	}
+	w3c := h.Get("traceparent") != ""
+	for _, x := range ev.Headers {
+		if w3c && strings.HasPrefix(x.Key, "ce_") && slices.Contains(eventkit.TraceHeaders, x.Key) {
+			continue
+		}
 		forward(h, x)
 	}
 	return h

@@ -139,6 +139,21 @@ func TestHeaderMapping(t *testing.T) {
 			"eventkit-topic": "orders", "eventkit-partition": "0", "eventkit-offset": "5", "eventkit-attempt": "1",
 		},
 		body: []byte("z"),
+	}, {
+		// The CloudEvents trace extension names the trace when the record
+		// has no W3C header; a W3C header wins over it, wherever it comes,
+		// and the extension's tracestate stays behind.
+		name: "trace extension and a W3C header",
+		rec: withHeaders(&kgo.Record{Topic: "orders", Value: []byte("t")},
+			"ce_traceparent", "00-11111111111111111111111111111111-2222222222222222-01",
+			"ce_tracestate", "stale=1",
+			"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+		want: map[string]string{
+			"ce-id": "orders/0/6", "ce-source": "kafka://orders", "ce-type": "eventkit.record", "ce-specversion": "1.0",
+			"eventkit-topic": "orders", "eventkit-partition": "0", "eventkit-offset": "6", "eventkit-attempt": "1",
+			"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		},
+		body: []byte("t"),
 	}}
 	for _, r := range records {
 		testkit.Produce(t, cl, r.rec)

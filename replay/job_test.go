@@ -110,7 +110,8 @@ func (e *env) archive(t *testing.T, topic string) []lookback.Record {
 }
 
 // synthetic archives n records of topic "orders" on 3 partitions that the
-// broker never saw, with keys, a trace header and a stale replay header.
+// broker never saw, with keys, trace headers (W3C's and the CloudEvents
+// extension's) and a stale replay header.
 func (e *env) synthetic(t *testing.T, n int) {
 	t.Helper()
 	now := time.Now().Add(-time.Hour)
@@ -119,6 +120,8 @@ func (e *env) synthetic(t *testing.T, n int) {
 		ev := eventkit.Event{ID: "e-" + strconv.Itoa(i), Source: "/test", Type: "order.placed", Headers: []eventkit.Header{
 			{Key: "tenant", Value: []byte("acme")},
 			{Key: "traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")},
+			{Key: "ce_traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")},
+			{Key: "ce_tracestate", Value: []byte("vendor=x")},
 			{Key: eventkit.HeaderReplayID, Value: []byte("an-earlier-replay")},
 		}}
 		recs[i] = lookback.NewRecord("orders", int32(i%3), int64(i/3), now.Add(time.Duration(i)*time.Millisecond),
@@ -520,8 +523,10 @@ func TestRateLimit(t *testing.T) {
 	if v, _ := ev.Header("tenant"); string(v) != "acme" {
 		t.Fatalf("copy lost header tenant: %v", ev.Headers)
 	}
-	if _, ok := ev.Header("traceparent"); ok {
-		t.Fatal("copy kept the original's traceparent")
+	for _, h := range []string{"traceparent", "ce_traceparent", "ce_tracestate"} {
+		if _, ok := ev.Header(h); ok {
+			t.Fatalf("copy kept the original's %s", h)
+		}
 	}
 	if ev.Replay.ID != j.ID || ev.Replay.Mode != eventkit.Deduplicate {
 		t.Fatalf("copy's replay %+v, headers %v", ev.Replay, ev.Headers)
