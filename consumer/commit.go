@@ -2,8 +2,10 @@ package consumer
 
 import (
 	"context"
+	"slices"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -22,6 +24,7 @@ func (c *Consumer) commitLoop(cl *kgo.Client) {
 			c.commitMu.Lock()
 			c.commitLocked(context.Background(), cl, ps)
 			c.commitMu.Unlock()
+			c.refreshPausedEnds(cl, ps)
 			c.updateLag(ps)
 		case <-c.quit:
 			return
@@ -91,6 +94,43 @@ func (c *Consumer) commitLocked(ctx context.Context, cl *kgo.Client, ps []*parti
 			c.metrics.commits.WithLabelValues("error").Inc()
 		}
 	})
+}
+
+// refreshPausedEnds looks up the end of each partition whose fetching is
+// paused (held behind a retry, or halted under PausePartition): no fetch
+// tells it while it waits, and its lag must keep growing as records arrive
+// behind the event it waits on, or an alert on lag would never fire for a
+// halt.
+func (c *Consumer) refreshPausedEnds(cl *kgo.Client, ps []*partition) {
+	var paused []*partition
+	var topics []string
+	for _, p := range ps {
+		p.mu.Lock()
+		if p.held || c.cfg.haltAction == PausePartition && len(p.halts) > 0 {
+			paused = append(paused, p)
+			if !slices.Contains(topics, p.topic) {
+				topics = append(topics, p.topic)
+			}
+		}
+		p.mu.Unlock()
+	}
+	if len(paused) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.drainTimeout)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topics...)
+	if err != nil {
+		c.log.Debug("ends of paused partitions not looked up; their lag waits", "error", err)
+		return
+	}
+	for _, p := range paused {
+		if o, ok := ends.Lookup(p.topic, p.id); ok && o.Err == nil {
+			p.mu.Lock()
+			p.hwm = max(p.hwm, o.Offset)
+			p.mu.Unlock()
+		}
+	}
 }
 
 // updateLag sets each partition's lag from where it stands: after what it

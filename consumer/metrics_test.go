@@ -128,3 +128,36 @@ func TestHaltedPartitionsCountsPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A halted partition is not fetched, yet its lag keeps growing as records
+// arrive behind the halted event, so that an alert on lag fires for it.
+func TestLagGrowsWhileHalted(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 10, nil)...)
+	reg := prometheus.NewRegistry()
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		return eventkit.Retry(errors.New("db down"))
+	}), consumer.Registerer(reg), consumer.MaxRetries(0), consumer.HaltPolicy(consumer.PausePartition),
+		consumer.ReplayTopic(false), consumer.ControlPlane(false))
+	run := testkit.Go(t, c.Run)
+	lagIs := func(want float64) func() error {
+		return func() error {
+			if lag, err := gauge(reg, "eventkit_consumer_lag"); err != nil || lag != want {
+				return fmt.Errorf("lag %v (%v), want %v", lag, err, want)
+			}
+			return nil
+		}
+	}
+	testkit.Eventually(t, 20*time.Second, func() error {
+		if len(c.Halted()) != 1 {
+			return errors.New("not halted yet")
+		}
+		return lagIs(10)()
+	})
+	testkit.Produce(t, cl, testkit.Events("orders", "f", 15, nil)...)
+	testkit.Eventually(t, 20*time.Second, lagIs(25))
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
