@@ -48,7 +48,10 @@ func LinkOf(ev *eventkit.Event) (ReplayLink, bool) {
 	if r == nil || r.ID == "" || parked(ev) {
 		return ReplayLink{}, false
 	}
-	if _, _, _, err := eventkit.ParseCoordinates(r.Origin); err != nil {
+	// An origin no Kafka topic can have (a name is 249 bytes at most) is a
+	// header from elsewhere, not a replay's: the record is archived as it
+	// is, and the database's indexes never see a name of any length.
+	if _, _, _, err := eventkit.ParseCoordinates(r.Origin); err != nil || len(r.OriginTopic) > maxTopicName {
 		return ReplayLink{}, false
 	}
 	return ReplayLink{
@@ -57,6 +60,9 @@ func LinkOf(ev *eventkit.Event) (ReplayLink, bool) {
 		Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Timestamp: ev.Timestamp,
 	}, true
 }
+
+// maxTopicName is the longest topic name Kafka accepts.
+const maxTopicName = 249
 
 // parked reports whether ev is a dead-letter copy made by the agent.
 func parked(ev *eventkit.Event) bool {

@@ -1,6 +1,7 @@
 package lookback_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/eventkit/eventkit"
@@ -27,5 +28,26 @@ func TestLinkOfLeavesParkedReplaysArchived(t *testing.T) {
 		eventkit.Header{Key: consumer.HeaderDeadLetterCause, Value: []byte("bad amount")})}))
 	if l, ok := lookback.LinkOf(parked); ok {
 		t.Errorf("parked replay linked as %+v, want it archived", l)
+	}
+}
+
+// A replay origin naming a topic longer than Kafka allows is no replay's:
+// the record is archived as it is, and the origin never reaches an index
+// (PostgreSQL refuses index entries over about 2.7 kB, which would stop
+// the ingest of the whole batch).
+func TestLinkOfRefusesImpossibleOrigins(t *testing.T) {
+	link := func(topic string) bool {
+		ev := kafka.EventOf(kafka.RecordOf("copies", &eventkit.Event{ID: "o-1", Headers: []eventkit.Header{
+			{Key: eventkit.HeaderReplayID, Value: []byte("replay-1")},
+			{Key: eventkit.HeaderReplayOrigin, Value: []byte(topic + "/0/3")},
+		}}))
+		_, ok := lookback.LinkOf(ev)
+		return ok
+	}
+	if !link(strings.Repeat("t", 249)) {
+		t.Error("origin topic of 249 bytes, the longest Kafka allows: not linked")
+	}
+	if link(strings.Repeat("t", 250)) || link(strings.Repeat("t", 8000)) {
+		t.Error("origin topic longer than Kafka allows: linked, want the record archived")
 	}
 }

@@ -21,6 +21,8 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"net/url"
+	"regexp"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -50,7 +52,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	if _, set := cfg.ConnConfig.RuntimeParams["pool_max_conns"]; !set && cfg.MaxConns < minConns {
+	if !namesPoolSize(dsn) && cfg.MaxConns < minConns {
 		cfg.MaxConns = minConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -64,6 +66,18 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	}
 	return db, nil
 }
+
+// namesPoolSize reports whether dsn sets pool_max_conns, which pgxpool
+// takes out of the parsed configuration: a pool capped on purpose (a small
+// max_connections, pgbouncer) keeps its cap.
+func namesPoolSize(dsn string) bool {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		return u.Query().Has("pool_max_conns")
+	}
+	return poolSizeSetting.MatchString(dsn)
+}
+
+var poolSizeSetting = regexp.MustCompile(`(^|\s)pool_max_conns\s*=`)
 
 func (db *DB) migrate(ctx context.Context) error {
 	sub, err := fs.Sub(migrations, "migrations")

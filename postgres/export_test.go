@@ -7,3 +7,6 @@ func SetStatementBytes(n int) (restore func()) {
 	statementBytes = n
 	return func() { statementBytes = old }
 }
+
+// NamesPoolSize is namesPoolSize, for its test.
+var NamesPoolSize = namesPoolSize

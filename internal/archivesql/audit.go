@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventkit/eventkit/internal/groupcommit"
 	"github.com/eventkit/eventkit/lookback"
@@ -38,11 +39,32 @@ func (l *AuditLog) Record(ctx context.Context, e lookback.AuditEntry) (int64, er
 	if e.At.IsZero() {
 		e.At = l.now()
 	}
+	// The actor and the action are indexed, and PostgreSQL refuses an index
+	// entry over about 2.7 kB, which would fail the entry and every other
+	// of its batch: an audited action must not go unrecorded for a long
+	// name.
+	e.Actor, e.Action = clip(e.Actor), clip(e.Action)
 	id, err := l.batch.Do(ctx, e)
 	if err != nil {
 		return 0, fmt.Errorf("audit: record: %w", err)
 	}
 	return id, nil
+}
+
+// maxIndexed is the most bytes of an audit entry's actor or action kept.
+const maxIndexed = 256
+
+// clip cuts s to maxIndexed bytes on a character boundary, marking the cut.
+func clip(s string) string {
+	if len(s) <= maxIndexed {
+		return s
+	}
+	const mark = "…"
+	n := maxIndexed - len(mark)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + mark
 }
 
 // List implements [lookback.AuditLog].

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strconv"
@@ -25,6 +26,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventkit/eventkit"
 	"github.com/eventkit/eventkit/lookback"
@@ -65,6 +67,46 @@ func Run(t *testing.T, newArchive func(t *testing.T) lookback.Archive) {
 func RunAudit(t *testing.T, newLog func(t *testing.T) lookback.AuditLog) {
 	t.Run("RecordListPage", func(t *testing.T) { testAudit(t, newLog(t)) })
 	t.Run("ConcurrentRecords", func(t *testing.T) { testAuditConcurrent(t, newLog(t)) })
+	t.Run("LongNames", func(t *testing.T) { testAuditLongNames(t, newLog(t)) })
+}
+
+// testAuditLongNames records entries whose actor and action are longer
+// than a database index entry may be (PostgreSQL refuses one over about
+// 2.7 kB, after compression): each is recorded, its actor and action
+// clipped, and the entries of its batch with it.
+func testAuditLongNames(t *testing.T, l lookback.AuditLog) {
+	ctx := ctxOf(t)
+	// Incompressible: PostgreSQL compresses a long index entry first.
+	r := rand.New(rand.NewPCG(1, 2))
+	long := make([]byte, 8000)
+	for i := range long {
+		long[i] = 'a' + byte(r.IntN(26))
+	}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			e := lookback.AuditEntry{At: t0, Actor: "alice", Role: "operator", Action: "denied", Target: strconv.Itoa(i), Outcome: "ok"}
+			if i == 0 {
+				e.Actor, e.Action = string(long), "é"+string(long)
+			}
+			if _, err := l.Record(ctx, e); err != nil {
+				t.Errorf("entry %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	es, err := l.List(ctx, lookback.AuditQuery{Limit: 100})
+	if err != nil || len(es) != 16 {
+		t.Fatalf("%d entries listed, want 16: %v", len(es), err)
+	}
+	for _, e := range es {
+		if e.Target != "0" {
+			continue
+		}
+		if len(e.Actor) > 256 || !strings.HasPrefix(string(long), strings.TrimSuffix(e.Actor, "…")) || !utf8.ValidString(e.Action) || len(e.Action) > 256 {
+			t.Errorf("long entry recorded with actor %d bytes, action %q", len(e.Actor), e.Action)
+		}
+	}
 }
 
 func ctxOf(t *testing.T) context.Context {
