@@ -27,6 +27,7 @@ type eventJSON struct {
 	KeyEncoding     string            `json:"key_encoding,omitempty"`
 	Headers         map[string]string `json:"headers"`
 	HeadersEncoding string            `json:"headers_encoding,omitempty"`
+	NamesEncoding   string            `json:"header_names_encoding,omitempty"`
 	ID              string            `json:"id"`
 	Type            string            `json:"type"`
 	Source          string            `json:"source"`
@@ -52,7 +53,9 @@ type replayJSON struct {
 // as JSON when the value parses as JSON ("data_encoding": "json"), else as
 // base64; a null value (a tombstone) is null without a data_encoding, which
 // tells it from a value that is the JSON text null. A key or header value that is not UTF-8
-// turns its field to base64 and says so in key_encoding/headers_encoding.
+// turns its field to base64 and says so in key_encoding/headers_encoding; a
+// header name that is not UTF-8 turns every name to base64, and says so in
+// header_names_encoding.
 // Headers are e.Headers; a repeated header name keeps its last value.
 func (e *Event) MarshalJSON() ([]byte, error) { return e.MarshalJSONCut(0) }
 
@@ -74,19 +77,28 @@ func (e *Event) MarshalJSONCut(max int) ([]byte, error) {
 		}
 		j.Key = &k
 	}
-	binary := false
+	// A name that is not UTF-8 would come out of JSON changed, and two
+	// such names could become one key: the names go base64 then.
+	binary, binaryNames := false, false
 	for _, h := range e.Headers {
 		binary = binary || !utf8.Valid(h.Value)
+		binaryNames = binaryNames || !utf8.ValidString(h.Key)
 	}
 	for _, h := range e.Headers {
-		if binary {
-			j.Headers[h.Key] = base64.StdEncoding.EncodeToString(h.Value)
-		} else {
-			j.Headers[h.Key] = string(h.Value)
+		name, v := h.Key, string(h.Value)
+		if binaryNames {
+			name = base64.StdEncoding.EncodeToString([]byte(h.Key))
 		}
+		if binary {
+			v = base64.StdEncoding.EncodeToString(h.Value)
+		}
+		j.Headers[name] = v
 	}
 	if binary {
 		j.HeadersEncoding = EncodingBase64
+	}
+	if binaryNames {
+		j.NamesEncoding = EncodingBase64
 	}
 	if !e.Time.IsZero() {
 		t := e.Time
@@ -113,7 +125,7 @@ func EncodeData(v []byte) (json.RawMessage, string) {
 	switch {
 	case v == nil:
 		return json.RawMessage("null"), ""
-	case json.Valid(v):
+	case json.Valid(v) && utf8.Valid(v): // JSON text is UTF-8 (RFC 8259), which json.Valid does not check
 		return json.RawMessage(v), EncodingJSON
 	}
 	b, _ := json.Marshal(base64.StdEncoding.EncodeToString(v))
@@ -141,11 +153,15 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		e.Key = k
 	}
 	for name, v := range j.Headers {
+		key, err := decodeField(name, j.NamesEncoding)
+		if err != nil {
+			return fmt.Errorf("header name %s: %w", name, err)
+		}
 		val, err := decodeField(v, j.HeadersEncoding)
 		if err != nil {
 			return fmt.Errorf("header %s: %w", name, err)
 		}
-		e.Headers = append(e.Headers, Header{Key: name, Value: val})
+		e.Headers = append(e.Headers, Header{Key: string(key), Value: val})
 	}
 	switch j.DataEncoding {
 	case EncodingJSON:

@@ -4,9 +4,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventkit/eventkit"
 )
@@ -25,6 +27,13 @@ func TestEventJSON(t *testing.T) {
 		{"binary key and headers", eventkit.Event{Timestamp: ts, Key: []byte{0xff}, Headers: []eventkit.Header{{Key: "h", Value: []byte{0xfe}}}, Data: []byte("1")},
 			[]string{`"key":"/w=="`, `"key_encoding":"base64"`, `"headers":{"h":"/g=="}`, `"headers_encoding":"base64"`}},
 		{"null value", eventkit.Event{Timestamp: ts}, []string{`"data":null`}},
+		// JSON text is UTF-8: a value that is JSON but for bytes that are
+		// not is sent base64, byte for byte, and the answer stays UTF-8.
+		{"json but not UTF-8", eventkit.Event{Timestamp: ts, Data: []byte("{\"s\":\"\xff\xfe\"}")},
+			[]string{`"data":"eyJzIjoi//4ifQ=="`, `"data_encoding":"base64"`}},
+		// Names that are not UTF-8 would come out of JSON alike, as one key.
+		{"header names not UTF-8", eventkit.Event{Timestamp: ts, Headers: []eventkit.Header{{Key: "\xff\xfe", Value: []byte("a")}, {Key: "\xfe\xff", Value: []byte("b")}}, Data: []byte("1")},
+			[]string{`"headers":{"//4=":"a","/v8=":"b"}`, `"header_names_encoding":"base64"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,6 +53,11 @@ func TestEventJSON(t *testing.T) {
 			if tt.ev.Headers == nil {
 				back.Headers = nil
 			}
+			if !utf8.Valid(b) {
+				t.Errorf("the JSON form is not UTF-8: %q", b)
+			}
+			slices.SortFunc(back.Headers, func(a, b eventkit.Header) int { return strings.Compare(a.Key, b.Key) })
+			slices.SortFunc(tt.ev.Headers, func(a, b eventkit.Header) int { return strings.Compare(a.Key, b.Key) })
 			if !reflect.DeepEqual(back, tt.ev) {
 				t.Fatalf("round trip:\n got %+v\nwant %+v", back, tt.ev)
 			}

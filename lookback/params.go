@@ -185,6 +185,9 @@ type HeaderValues []string
 
 // UnmarshalJSON reads a string or a non-empty list of strings.
 func (v *HeaderValues) UnmarshalJSON(data []byte) error {
+	if string(bytes.TrimSpace(data)) == "null" { // would read as the empty value
+		return errors.New("a header's value: want a string or a non-empty list of strings, not null")
+	}
 	var one string
 	if err := json.Unmarshal(data, &one); err == nil {
 		*v = HeaderValues{one}

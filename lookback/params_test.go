@@ -125,6 +125,7 @@ func TestDecodeFilter(t *testing.T) {
 		`[]`,
 		`{"topic":"a\u0000b"}`,
 		`{"headers":{"a":[]}}`,
+		`{"headers":{"a":null}}`,
 		`{"headers":{"a":1}}`,
 		`{"headers":{"a":["x",1]}}`,
 	} {
