@@ -24,7 +24,10 @@ func (c *Consumer) commitLoop(cl *kgo.Client) {
 			c.commitMu.Lock()
 			c.commitLocked(context.Background(), cl, ps)
 			c.commitMu.Unlock()
-			c.refreshPausedEnds(cl, ps)
+			select {
+			case c.endsNow <- ps: // endsLoop looks up the paused partitions' ends
+			default: // still at the last ones
+			}
 			c.updateLag(ps)
 		case <-c.quit:
 			return
@@ -96,6 +99,21 @@ func (c *Consumer) commitLocked(ctx context.Context, cl *kgo.Client, ps []*parti
 	})
 }
 
+// endsLoop looks up the ends of the paused partitions commitLoop hands it,
+// one look-up at a time and beside the commits, which a slow leader must
+// not hold. It returns once the agent quits, cancelling a look-up.
+func (c *Consumer) endsLoop(cl *kgo.Client) {
+	defer c.workers.Done()
+	for {
+		select {
+		case ps := <-c.endsNow:
+			c.refreshPausedEnds(cl, ps)
+		case <-c.quit:
+			return
+		}
+	}
+}
+
 // refreshPausedEnds looks up the end of each partition whose fetching is
 // paused (held behind a retry, or halted under PausePartition): no fetch
 // tells it while it waits, and its lag must keep growing as records arrive
@@ -119,6 +137,16 @@ func (c *Consumer) refreshPausedEnds(cl *kgo.Client, ps []*partition) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.drainTimeout)
 	defer cancel()
+	// A stop does not wait for a slow leader: quitting cancels the look-up.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-c.quit:
+			cancel()
+		case <-done:
+		}
+	}()
 	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topics...)
 	if err != nil {
 		c.log.Debug("ends of paused partitions not looked up; their lag waits", "error", err)

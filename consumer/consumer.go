@@ -78,6 +78,7 @@ type Consumer struct {
 	startedAt time.Time
 
 	statusNow  chan struct{}
+	endsNow    chan []*partition // to endsLoop: the partitions of a commit tick
 	outcomeMu  sync.Mutex
 	outcomeLog []eventkit.CommandOutcome
 
@@ -141,6 +142,7 @@ func New(h eventkit.Handler, opts ...Opt) (*Consumer, error) {
 		room:      make(chan struct{}, 1),
 		quit:      make(chan struct{}),
 		statusNow: make(chan struct{}, 1),
+		endsNow:   make(chan []*partition),
 	}
 	return c, nil
 }
@@ -204,8 +206,9 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		c.workers.Add(1)
 		go c.work(i)
 	}
-	c.workers.Add(1)
+	c.workers.Add(2)
 	go c.commitLoop(cl)
+	go c.endsLoop(cl)
 	if c.cfg.control {
 		c.workers.Add(2)
 		go c.statusLoop(cl)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/eventkit/eventkit/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -157,6 +160,87 @@ func TestLagGrowsWhileHalted(t *testing.T) {
 	})
 	testkit.Produce(t, cl, testkit.Events("orders", "f", 15, nil)...)
 	testkit.Eventually(t, 20*time.Second, lagIs(25))
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Looking up a paused partition's end waits on its leader; a slow one must
+// not hold the commits of the partitions that flow.
+func TestSlowEndLookupHoldsNoCommit(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(2, "orders"),
+		kfake.GroupMinSessionTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	// The halted partition's leader is neither the coordinator nor the
+	// other partition's leader.
+	coord := kc.CoordinatorFor("g")
+	slow := (coord + 1) % 3
+	if err := kc.MoveTopicPartition("orders", 0, slow); err != nil {
+		t.Fatal(err)
+	}
+	if err := kc.MoveTopicPartition("orders", 1, coord); err != nil {
+		t.Fatal(err)
+	}
+	cl := testkit.Client(t, kc.ListenAddrs()[0], kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	to := func(p int32, n int) []*kgo.Record {
+		rs := testkit.Events("orders", "e", n, nil)
+		for _, r := range rs {
+			r.Partition = p
+		}
+		return rs
+	}
+	testkit.Produce(t, cl, to(0, 1)...)
+	testkit.Produce(t, cl, to(1, 5)...)
+	c, err := consumer.New(eventkit.HandlerFunc(func(ctx context.Context, ev *eventkit.Event) error {
+		if ev.Partition == 0 {
+			return eventkit.Retry(errors.New("db down"))
+		}
+		return nil
+	}), append(testkit.QuickAgent(t), consumer.Brokers(kc.ListenAddrs()...), consumer.Group("g"), consumer.Topics("orders"),
+		consumer.MaxRetries(0), consumer.HaltPolicy(consumer.PausePartition),
+		consumer.ReplayTopic(false), consumer.ControlPlane(false),
+		consumer.DrainTimeout(30*time.Second), consumer.SessionTimeout(45*time.Second), consumer.RebalanceTimeout(40*time.Second))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := testkit.Go(t, c.Run)
+	testkit.Eventually(t, 20*time.Second, func() error {
+		if len(c.Halted()) != 1 {
+			return errors.New("not halted yet")
+		}
+		return nil
+	})
+	testkit.WaitCommitted(t, cl, "g", "orders", map[int32]int64{1: 5}, 20*time.Second)
+
+	// The slow leader holds every end look-up from now on.
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	asked := make(chan struct{}, 1)
+	kc.ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		if kc.CurrentNode() != slow {
+			return nil, nil, false
+		}
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+		kc.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	select {
+	case <-asked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no end look-up")
+	}
+	testkit.Produce(t, cl, to(1, 5)...)
+	testkit.WaitCommitted(t, cl, "g", "orders", map[int32]int64{1: 10}, 20*time.Second)
+	free()
 	if err := run.Stop(); err != nil {
 		t.Fatal(err)
 	}
