@@ -33,6 +33,11 @@ func (c *RecordCarrier) Get(key string) string {
 		return v
 	}
 	if key == "traceparent" || key == "tracestate" {
+		// The extension's tracestate belongs to the extension's trace: a
+		// record with a W3C traceparent is in another one.
+		if _, w3c := c.get("traceparent"); key == "tracestate" && w3c {
+			return ""
+		}
 		v, _ := c.get("ce_" + key)
 		return v
 	}

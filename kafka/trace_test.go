@@ -62,6 +62,10 @@ func TestRecordCarrierReadsTheCloudEventsTraceExtension(t *testing.T) {
 	if got := c.Get("traceparent"); got != w3c {
 		t.Errorf("traceparent %q, want the W3C header's %q", got, w3c)
 	}
+	// The extension's tracestate is of the extension's trace, not this one.
+	if got := c.Get("tracestate"); got != "" {
+		t.Errorf("tracestate %q with a W3C traceparent, want none", got)
+	}
 }
 
 // Without a propagator of its own, and none set globally, a Publisher

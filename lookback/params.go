@@ -193,11 +193,14 @@ func (v *HeaderValues) UnmarshalJSON(data []byte) error {
 		*v = HeaderValues{one}
 		return nil
 	}
-	var list []string
-	if err := json.Unmarshal(data, &list); err != nil || len(list) == 0 {
+	var list []*string // a null in the list stays nil, to be refused
+	if err := json.Unmarshal(data, &list); err != nil || len(list) == 0 || slices.Contains(list, nil) {
 		return errors.New("a header's value: want a string or a non-empty list of strings")
 	}
-	*v = list
+	*v = make(HeaderValues, len(list))
+	for i, s := range list {
+		(*v)[i] = *s
+	}
 	return nil
 }
 

@@ -126,6 +126,8 @@ func TestDecodeFilter(t *testing.T) {
 		`{"topic":"a\u0000b"}`,
 		`{"headers":{"a":[]}}`,
 		`{"headers":{"a":null}}`,
+		`{"headers":{"a":[null]}}`,
+		`{"headers":{"a":["x",null]}}`,
 		`{"headers":{"a":1}}`,
 		`{"headers":{"a":["x",1]}}`,
 	} {

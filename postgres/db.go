@@ -21,8 +21,6 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"net/url"
-	"regexp"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -69,15 +67,16 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 
 // namesPoolSize reports whether dsn sets pool_max_conns, which pgxpool
 // takes out of the parsed configuration: a pool capped on purpose (a small
-// max_connections, pgbouncer) keeps its cap.
+// max_connections, pgbouncer) keeps its cap. pgx's own parser reads it, so
+// quoting and both DSN forms are read as pgx reads them.
 func namesPoolSize(dsn string) bool {
-	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		return u.Query().Has("pool_max_conns")
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return false
 	}
-	return poolSizeSetting.MatchString(dsn)
+	_, set := cfg.RuntimeParams["pool_max_conns"]
+	return set
 }
-
-var poolSizeSetting = regexp.MustCompile(`(^|\s)pool_max_conns\s*=`)
 
 func (db *DB) migrate(ctx context.Context) error {
 	sub, err := fs.Sub(migrations, "migrations")

@@ -26,11 +26,13 @@ func TestOpenKeepsThePoolSizeOfTheDSN(t *testing.T) {
 		db.Close()
 	}
 	for dsn, want := range map[string]bool{
-		"host=db user=app pool_max_conns=3":                true,
-		"pool_max_conns = 3 host=db":                       true,
-		"host=db password=xpool_max_conns=3":               false,
-		"postgres://app@db/x?sslmode=disable":              false,
-		"postgresql://app@db/x?pool_max_conns=2&sslmode=x": true,
+		"host=db user=app pool_max_conns=3":                      true,
+		"pool_max_conns = 3 host=db":                             true,
+		"host=db password=xpool_max_conns=3":                     false,
+		"postgres://app@db/x?sslmode=disable":                    false,
+		"postgresql://app@db/x?pool_max_conns=2&sslmode=disable": true,
+		"host=db user=app password='s3cr3t pool_max_conns=1'":    false,
+		"host=db application_name='x pool_max_conns = 2'":        false,
 	} {
 		if got := postgres.NamesPoolSize(dsn); got != want {
 			t.Errorf("%q names the pool size: %v, want %v", dsn, got, want)

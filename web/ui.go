@@ -288,7 +288,7 @@ func (s *Server) uiEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	var pretty bytes.Buffer
 	switch {
-	case len(rec.Value) > 0 && json.Indent(&pretty, rec.Value, "", "  ") == nil:
+	case len(rec.Value) > 0 && utf8.Valid(rec.Value) && json.Indent(&pretty, rec.Value, "", "  ") == nil: // JSON text is UTF-8
 		b.Payload, b.PayloadKind = pretty.String(), "JSON"
 	case utf8.Valid(rec.Value):
 		b.Payload, b.PayloadKind = string(rec.Value), "text"

@@ -312,3 +312,14 @@ func TestHeaderNamesNotUTF8(t *testing.T) {
 		t.Errorf("event page: %d, UTF-8 %t, want both names in base64", status, utf8.ValidString(page))
 	}
 }
+
+// A payload that is JSON but for bytes that are not UTF-8 is no JSON text:
+// the event page shows it base64, and stays UTF-8 itself.
+func TestEventPageJSONNotUTF8(t *testing.T) {
+	f := newFixture(t)
+	f.append(lookback.NewRecord("orders", 0, 1, t0, []byte("k"), []byte("{\"s\":\"\xff\xfe\"}"), nil))
+	status, page := f.page(viewerToken, "/events/orders/0/1")
+	if status != http.StatusOK || !utf8.ValidString(page) || !strings.Contains(page, "eyJzIjoi//4ifQ==") {
+		t.Errorf("event page: %d, UTF-8 %t, payload shown base64 %t", status, utf8.ValidString(page), strings.Contains(page, "eyJzIjoi//4ifQ=="))
+	}
+}

@@ -69,6 +69,7 @@ func clip(s string) string {
 
 // List implements [lookback.AuditLog].
 func (l *AuditLog) List(ctx context.Context, q lookback.AuditQuery) ([]lookback.AuditEntry, error) {
+	q.Actor, q.Action = clip(q.Actor), clip(q.Action) // as Record stored them
 	return l.r.Audit(ctx, q)
 }
 

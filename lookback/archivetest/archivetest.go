@@ -107,6 +107,11 @@ func testAuditLongNames(t *testing.T, l lookback.AuditLog) {
 			t.Errorf("long entry recorded with actor %d bytes, action %q", len(e.Actor), e.Action)
 		}
 	}
+	// Asked for by its whole name, as a tokens file names it.
+	es, err = l.List(ctx, lookback.AuditQuery{Actor: string(long), Action: "é" + string(long), Limit: 10})
+	if err != nil || len(es) != 1 || es[0].Target != "0" {
+		t.Errorf("entries of the long actor and action: %d, %v; want the one", len(es), err)
+	}
 }
 
 func ctxOf(t *testing.T) context.Context {
