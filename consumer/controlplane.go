@@ -148,7 +148,7 @@ func (c *Consumer) publishStatus(cl *kgo.Client, leaving bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.drainTimeout)
 	defer cancel()
-	if err := cl.ProduceSync(ctx, kafka.RecordOf(eventkit.StatusTopic, ev)).FirstErr(); err != nil {
+	if err := kafka.ProduceSync(ctx, cl, kafka.RecordOf(eventkit.StatusTopic, ev)); err != nil {
 		c.log.Warn("status not published", "error", err)
 	}
 }

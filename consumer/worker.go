@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -344,7 +345,7 @@ func (c *Consumer) deadLetter(p *partition, it *item, cause error) error {
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, c.cfg.drainTimeout)
 	defer cancel()
-	return cl.ProduceSync(ctx, r).FirstErr()
+	return kafka.ProduceSync(ctx, cl, r)
 }
 
 // halt reports that it used up its retries. Under StopService it also stops

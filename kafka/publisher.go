@@ -95,7 +95,7 @@ func (p *Publisher) Publish(ctx context.Context, topic string, evs ...*eventkit.
 		rs[i] = RecordOf(topic, ev)
 		injectTrace(ctx, p.prop, rs[i])
 	}
-	if err := p.produce(ctx, rs); err != nil {
+	if err := ProduceSync(ctx, p.cl, rs...); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	for i, r := range rs {
@@ -104,12 +104,14 @@ func (p *Publisher) Publish(ctx context.Context, topic string, evs ...*eventkit.
 	return nil
 }
 
-// produce writes rs and waits for every acknowledgement, or for ctx to end.
-// franz-go fails a record whose context ends only while it has not been
-// sent: one sent to a broker that went away is retried until it lands, and
-// waiting for it would keep a cancelled caller (a signal, a request gone)
-// waiting for as long as the broker stays away.
-func (p *Publisher) produce(ctx context.Context, rs []*kgo.Record) error {
+// ProduceSync writes rs through cl and waits for every acknowledgement, or
+// for ctx to end, and returns the first error. franz-go's own ProduceSync
+// fails a record whose context ends only while it has not been sent: one
+// sent to a broker that went away is retried until it lands, and waiting
+// for it would keep a cancelled caller (a signal, a request gone, a stop
+// bounded in time) waiting for as long as the broker stays away. When ctx
+// ends first, the records may still be written.
+func ProduceSync(ctx context.Context, cl *kgo.Client, rs ...*kgo.Record) error {
 	if len(rs) == 0 {
 		return nil
 	}
@@ -120,7 +122,7 @@ func (p *Publisher) produce(ctx context.Context, rs []*kgo.Record) error {
 		done  = make(chan struct{})
 	)
 	for _, r := range rs {
-		p.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil && first == nil {

@@ -310,7 +310,7 @@ func (s *Status) SendCommand(ctx context.Context, typ string, cmd eventkit.Contr
 		ID: cmd.CommandID, Source: "eventkit/lookback", Type: typ, Time: time.Now(), Subject: cmd.Group,
 		ContentType: "application/json", Key: []byte(cmd.Group), Data: data,
 	}
-	if err := cl.ProduceSync(ctx, kafka.RecordOf(eventkit.ControlTopic, ev)).FirstErr(); err != nil {
+	if err := kafka.ProduceSync(ctx, cl, kafka.RecordOf(eventkit.ControlTopic, ev)); err != nil {
 		return "", fmt.Errorf("send %s: %w", typ, err)
 	}
 	return cmd.CommandID, nil

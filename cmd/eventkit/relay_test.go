@@ -16,6 +16,7 @@ import (
 	"github.com/eventkit/eventkit/internal/testkit"
 	"github.com/eventkit/eventkit/relay"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // condWait bounds the waits on conditions: generous, because the child may
@@ -400,4 +401,43 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	return resp.StatusCode, string(body)
+}
+
+// SIGTERM must end the relay within its bound even when the broker takes the
+// agent's final status report and never answers it (a broker that went away
+// mid-request): franz-go's ProduceSync ignores its context once a record
+// was sent, so the shutdown must not wait on it past the drain bound.
+func TestRelayShutdownBoundedWhenStatusProduceHangs(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 3, nil)...)
+	a := newApp(t, ok)
+	p := startRelay(t, nil, relayArgs(b.Addr(), a.URL, "--timeout", "2s")...)
+	testkit.WaitCommitted(t, cl, "g", "orders", map[int32]int64{0: 3}, condWait)
+
+	// From now on only the relay produces (its status reports); produce
+	// requests name topics by id, so hold every one of them.
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	b.Cluster().ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		b.Cluster().KeepControl()
+		b.Cluster().SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	const limit = 20 * time.Second // 10 × --timeout
+	select {
+	case <-p.done:
+	case <-time.After(limit):
+		_ = p.cmd.Process.Signal(syscall.SIGQUIT) // goroutine dump into stderr
+		<-p.done
+		t.Fatalf("relay still running %v after SIGTERM (--timeout 2s)", limit)
+	}
+	if p.code != exitOK {
+		t.Fatalf("exit %d after SIGTERM, want 0", p.code)
+	}
 }

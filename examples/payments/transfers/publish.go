@@ -97,7 +97,7 @@ func (s *Service) publishRound(ctx context.Context, drill *drillState) (int, err
 		s.duplicated.Add(dups[topic])
 	}
 	if len(broken) > 0 {
-		if err := s.cl.ProduceSync(ctx, broken...).FirstErr(); err != nil {
+		if err := kafka.ProduceSync(ctx, s.cl, broken...); err != nil {
 			return 0, err
 		}
 		s.malformed.Add(int64(len(broken)))
