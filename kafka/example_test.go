@@ -55,3 +55,27 @@ func Example() {
 	// acct-42 application/json {"amount":100,"currency":"EUR"}
 	// same id: true
 }
+
+// Write records and wait for them, at most as long as the context allows,
+// whatever the broker does.
+func ExampleProduceSync() {
+	b, err := kafka.StartBroker(kafka.BrokerConfig{Topics: []string{"audit"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cl.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := &kgo.Record{Topic: "audit", Value: []byte("job 42 done")}
+	if err := kafka.ProduceSync(ctx, cl, r); err != nil {
+		log.Fatal(err) // after 10 s at most; the record may still be written
+	}
+	fmt.Println("written at offset", r.Offset)
+	// Output: written at offset 0
+}
