@@ -54,8 +54,15 @@ func (c *RecordCarrier) get(key string) (string, bool) {
 }
 
 // Set replaces the headers named key with one holding value: the context
-// being injected wins over one the event carried from elsewhere.
+// being injected wins over one the event carried from elsewhere. Setting
+// traceparent also drops the CloudEvents extension's trace headers
+// (ce_traceparent, ce_tracestate), of the trace being replaced.
 func (c *RecordCarrier) Set(key, value string) {
+	if key == "traceparent" {
+		c.Headers = slices.DeleteFunc(c.Headers, func(h kgo.RecordHeader) bool {
+			return h.Key == "ce_traceparent" || h.Key == "ce_tracestate"
+		})
+	}
 	for i, h := range c.Headers {
 		if h.Key == key {
 			c.Headers[i].Value = []byte(value)

@@ -66,6 +66,13 @@ func TestRecordCarrierReadsTheCloudEventsTraceExtension(t *testing.T) {
 	if got := c.Get("tracestate"); got != "" {
 		t.Errorf("tracestate %q with a W3C traceparent, want none", got)
 	}
+	// A propagator that writes its trace through the carrier replaces the
+	// extension's too.
+	c = &kafka.RecordCarrier{Headers: []kgo.RecordHeader{{Key: "ce_traceparent", Value: []byte(ce)}, {Key: "ce_tracestate", Value: []byte("v=1")}, {Key: "tenant", Value: []byte("a")}}}
+	c.Set("traceparent", w3c)
+	if c.Get("ce_traceparent") != "" || c.Get("ce_tracestate") != "" || c.Get("tenant") != "a" || c.Get("traceparent") != w3c {
+		t.Errorf("headers after Set(traceparent): %+v; want the extension's trace headers gone, the rest kept", c.Headers)
+	}
 }
 
 // Without a propagator of its own, and none set globally, a Publisher

@@ -129,9 +129,12 @@ func header(ctx context.Context, ev *eventkit.Event) http.Header {
 		}
 	}
 	w3c := h.Get("traceparent") != ""
+	if !w3c {
+		h.Del("tracestate") // of no trace the request names: it has no traceparent of its own
+	}
 	for _, x := range ev.Headers {
-		if w3c && strings.HasPrefix(x.Key, "ce_") && slices.Contains(eventkit.TraceHeaders, x.Key) {
-			continue
+		if slices.Contains(eventkit.TraceHeaders, x.Key) && (w3c || !strings.HasPrefix(x.Key, "ce_")) {
+			continue // W3C's were forwarded above; the extension's only stand in for them
 		}
 		forward(h, x)
 	}

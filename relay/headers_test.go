@@ -154,6 +154,21 @@ func TestHeaderMapping(t *testing.T) {
 			"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 		},
 		body: []byte("t"),
+	}, {
+		// A W3C tracestate without its traceparent belongs to no trace the
+		// request names: it does not ride along with the extension's.
+		name: "W3C tracestate alone and the trace extension",
+		rec: withHeaders(&kgo.Record{Topic: "orders", Value: []byte("u")},
+			"tracestate", "orphan=1",
+			"ce_traceparent", "00-11111111111111111111111111111111-2222222222222222-01",
+			"ce_tracestate", "ext=1"),
+		want: map[string]string{
+			"ce-id": "orders/0/7", "ce-source": "kafka://orders", "ce-type": "eventkit.record", "ce-specversion": "1.0",
+			"eventkit-topic": "orders", "eventkit-partition": "0", "eventkit-offset": "7", "eventkit-attempt": "1",
+			"traceparent": "00-11111111111111111111111111111111-2222222222222222-01",
+			"tracestate":  "ext=1",
+		},
+		body: []byte("u"),
 	}}
 	for _, r := range records {
 		testkit.Produce(t, cl, r.rec)
