@@ -310,26 +310,17 @@ func (f Filter) JSON() FilterJSON {
 // JSON string holds UTF-8 text only, so a field that is not UTF-8 would be
 // sent changed, and the filter would match other records.
 func (f Filter) CheckJSON() error {
-	texts := []struct {
-		name string
-		v    []byte
-	}{{"topic", []byte(f.Topic)}, {"key", f.Key}, {"type", []byte(f.Type)}, {"id", []byte(f.ID)},
-		{"subject", []byte(f.Subject)}, {"source", []byte(f.Source)}}
+	texts := [][2]string{{"topic", f.Topic}, {"key", string(f.Key)}, {"type", f.Type}, {"id", f.ID},
+		{"subject", f.Subject}, {"source", f.Source}}
 	for _, id := range f.IDs {
-		texts = append(texts, struct {
-			name string
-			v    []byte
-		}{"ids", []byte(id)})
+		texts = append(texts, [2]string{"ids", id})
 	}
-	for _, h := range f.Headers {
-		texts = append(texts, struct {
-			name string
-			v    []byte
-		}{"header " + strconv.Quote(h.Name), append([]byte(h.Name), h.Value...)})
+	for _, h := range f.Headers { // name and value apart: two halves may join into a character
+		texts = append(texts, [2]string{"header name", h.Name}, [2]string{"header " + strconv.Quote(h.Name), string(h.Value)})
 	}
 	for _, t := range texts {
-		if !utf8.Valid(t.v) {
-			return badQuery("%s: not UTF-8, which the JSON form of a filter cannot carry", t.name)
+		if !utf8.ValidString(t[1]) {
+			return badQuery("%s: not UTF-8, which the JSON form of a filter cannot carry", t[0])
 		}
 	}
 	return nil

@@ -176,6 +176,8 @@ func TestFilterCheckJSON(t *testing.T) {
 		"header name":  {Headers: []lookback.HeaderMatch{{Name: "\xff", Value: []byte("v")}}},
 		"source":       {Source: "\xc3"},
 		"ids":          {IDs: []string{"ok", "\xff"}},
+		// Each half alone is not UTF-8; joined they would read as "é".
+		"header halves": {Headers: []lookback.HeaderMatch{{Name: "a\xc3", Value: []byte{0xa9}}}},
 	} {
 		if err := f.CheckJSON(); !errors.Is(err, lookback.ErrBadQuery) {
 			t.Errorf("%s not UTF-8: got %v, want ErrBadQuery", name, err)
