@@ -24,24 +24,20 @@ type RecordCarrier kgo.Record
 
 var _ propagation.TextMapCarrier = (*RecordCarrier)(nil)
 
-// Get returns the value of the first header named key, or "". A trace
-// context header the record lacks is read from the CloudEvents extension
-// the Kafka binding writes for it (ce_traceparent for traceparent), so that
-// a trace started by a CloudEvents producer goes on here.
+// Get returns the value of the first header named key, or "". The trace
+// context (traceparent, tracestate) is W3C's headers when the record has a
+// W3C traceparent, else the CloudEvents extension's the Kafka binding
+// writes (ce_traceparent, ce_tracestate), so that a trace started by a
+// CloudEvents producer goes on here, and a tracestate always comes with its
+// own traceparent.
 func (c *RecordCarrier) Get(key string) string {
-	if v, ok := c.get(key); ok {
-		return v
-	}
 	if key == "traceparent" || key == "tracestate" {
-		// The extension's tracestate belongs to the extension's trace: a
-		// record with a W3C traceparent is in another one.
-		if _, w3c := c.get("traceparent"); key == "tracestate" && w3c {
-			return ""
+		if _, w3c := c.get("traceparent"); !w3c {
+			key = "ce_" + key
 		}
-		v, _ := c.get("ce_" + key)
-		return v
 	}
-	return ""
+	v, _ := c.get(key)
+	return v
 }
 
 func (c *RecordCarrier) get(key string) (string, bool) {

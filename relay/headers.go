@@ -11,6 +11,8 @@ import (
 
 	"github.com/eventkit/eventkit"
 	"github.com/eventkit/eventkit/consumer"
+	"github.com/eventkit/eventkit/kafka"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Request headers eventkit adds next to the CloudEvents ones, and the
@@ -119,43 +121,36 @@ func header(ctx context.Context, ev *eventkit.Event) http.Header {
 		}
 	}
 
-	// W3C's own headers first: a record that also carries the CloudEvents
-	// extension (ce_traceparent) of another trace belongs to the trace its
-	// W3C header names, which is what a Publisher writes, and the
-	// extension's tracestate must not ride along with it.
-	for _, x := range ev.Headers {
-		if slices.Contains(eventkit.TraceHeaders, x.Key) && !strings.HasPrefix(x.Key, "ce_") {
-			forward(h, x)
+	// The record's trace context as the agent reads it (kafka.RecordCarrier):
+	// W3C's headers, else the CloudEvents extension's, a tracestate always
+	// with its own traceparent.
+	rc := &kafka.RecordCarrier{Headers: make([]kgo.RecordHeader, len(ev.Headers))}
+	for i, x := range ev.Headers {
+		rc.Headers[i] = kgo.RecordHeader{Key: x.Key, Value: x.Value}
+	}
+	for _, name := range []string{"traceparent", "tracestate", "baggage"} {
+		if v := rc.Get(name); v != "" && printable(v) {
+			h.Set(name, v)
 		}
 	}
-	w3c := h.Get("traceparent") != ""
-	if !w3c {
-		h.Del("tracestate") // of no trace the request names: it has no traceparent of its own
-	}
 	for _, x := range ev.Headers {
-		if slices.Contains(eventkit.TraceHeaders, x.Key) && (w3c || !strings.HasPrefix(x.Key, "ce_")) {
-			continue // W3C's were forwarded above; the extension's only stand in for them
-		}
 		forward(h, x)
 	}
 	return h
 }
 
 // forward adds one record header to the request, if it has a place there.
-// Trace context keeps its own W3C header names; any other header becomes a
-// CloudEvents extension, ce-<name>, when its name (without the Kafka
-// binding's "ce_" prefix) is a valid extension name. Everything else is
-// dropped: an HTTP receiver could not tell it from a header of the request.
-// The first of repeated headers wins.
+// A header becomes a CloudEvents extension, ce-<name>, when its name
+// (without the Kafka binding's "ce_" prefix) is a valid extension name.
+// Trace context, which header adds by itself, and everything else are
+// dropped: an HTTP receiver could not tell them from a header of the
+// request. The first of repeated headers wins.
 func forward(h http.Header, x eventkit.Header) {
 	if strings.HasPrefix(x.Key, eventkit.HeaderReplayPrefix) {
 		return // sent as Eventkit-Replay-*
 	}
 	name := strings.TrimPrefix(x.Key, "ce_")
 	if slices.Contains(eventkit.TraceHeaders, name) {
-		if v := string(x.Value); h.Get(name) == "" && v != "" && printable(v) {
-			h.Set(name, v)
-		}
 		return
 	}
 	if !extensionName(name) || reserved[name] {
