@@ -104,10 +104,14 @@ func (c *Consumer) commitLocked(ctx context.Context, cl *kgo.Client, ps []*parti
 // not hold. It returns once the agent quits, cancelling a look-up.
 func (c *Consumer) endsLoop(cl *kgo.Client) {
 	defer c.workers.Done()
+	// A stop does not wait for a slow leader: quitting cancels the look-up.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-c.quit; cancel() }() // ends with the agent
 	for {
 		select {
 		case ps := <-c.endsNow:
-			c.refreshPausedEnds(cl, ps)
+			c.refreshPausedEnds(ctx, cl, ps)
 		case <-c.quit:
 			return
 		}
@@ -119,12 +123,12 @@ func (c *Consumer) endsLoop(cl *kgo.Client) {
 // tells it while it waits, and its lag must keep growing as records arrive
 // behind the event it waits on, or an alert on lag would never fire for a
 // halt.
-func (c *Consumer) refreshPausedEnds(cl *kgo.Client, ps []*partition) {
+func (c *Consumer) refreshPausedEnds(ctx context.Context, cl *kgo.Client, ps []*partition) {
 	var paused []*partition
 	var topics []string
 	for _, p := range ps {
 		p.mu.Lock()
-		if p.held || c.cfg.haltAction == PausePartition && len(p.halts) > 0 {
+		if p.paused() {
 			paused = append(paused, p)
 			if !slices.Contains(topics, p.topic) {
 				topics = append(topics, p.topic)
@@ -135,18 +139,8 @@ func (c *Consumer) refreshPausedEnds(cl *kgo.Client, ps []*partition) {
 	if len(paused) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.drainTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.drainTimeout)
 	defer cancel()
-	// A stop does not wait for a slow leader: quitting cancels the look-up.
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-c.quit:
-			cancel()
-		case <-done:
-		}
-	}()
 	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topics...)
 	if err != nil {
 		c.log.Debug("ends of paused partitions not looked up; their lag waits", "error", err)

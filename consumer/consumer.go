@@ -603,7 +603,7 @@ func (c *Consumer) syncFetch(topic string, id int32) {
 	pause := false
 	if p != nil && !p.gone.Load() {
 		p.mu.Lock()
-		pause = p.held || c.cfg.haltAction == PausePartition && len(p.halts) > 0
+		pause = p.paused()
 		p.mu.Unlock()
 	}
 	if m := map[string][]int32{topic: {id}}; pause {

@@ -171,6 +171,12 @@ func (p *partition) dispatch(recs []*kgo.Record, hwm int64, ready []*lane) ([]*l
 // held: enough for its other keys to go on with meanwhile.
 func (c *Consumer) holdMin() int { return max(c.cfg.maxInFlight/2, 1) }
 
+// paused reports whether the partition's fetching is paused: it is held,
+// or holds a halt under PausePartition. The caller holds p.mu.
+func (p *partition) paused() bool {
+	return p.held || p.c.cfg.haltAction == PausePartition && len(p.halts) > 0
+}
+
 // hold decides again whether the partition is held, and reports a change,
 // for which the caller calls c.syncFetch once it lets go of p.mu (which it
 // holds). A partition is held when nothing in it can be committed until an
