@@ -378,6 +378,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		appendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "eventkit_lookback_append_seconds",
 			Help: "Time to write one batch to the archive.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)}),
 	}
+	// Both series exist from the start, at 0, for an alert to compare.
+	m.errors.WithLabelValues("append")
+	m.errors.WithLabelValues("prune")
 	m.all = []prometheus.Collector{m.records, m.links, m.pruned, m.errors, m.batchSize, m.appendSeconds}
 	for i, c := range m.all {
 		if err := reg.Register(c); err != nil {

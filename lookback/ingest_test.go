@@ -232,3 +232,39 @@ func TestNewIngestRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// An alert on eventkit_lookback_errors_total needs its series before the
+// first error, or it has nothing to compare against.
+func TestErrorSeriesListedBeforeAnyError(t *testing.T) {
+	b := testkit.Broker(t, 1, topics...)
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "lookback.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	reg := prometheus.NewRegistry()
+	ingest(t, b, sqlite.NewArchive(db), lookback.Registerer(reg))
+	testkit.Eventually(t, 30*time.Second, func() error {
+		mfs, err := reg.Gather()
+		if err != nil {
+			return err
+		}
+		ops := map[string]bool{}
+		for _, mf := range mfs {
+			if mf.GetName() != "eventkit_lookback_errors_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "op" && m.GetCounter().GetValue() == 0 {
+						ops[l.GetValue()] = true
+					}
+				}
+			}
+		}
+		if !ops["append"] || !ops["prune"] {
+			return fmt.Errorf("series at 0 by op: %v", ops)
+		}
+		return nil
+	})
+}
