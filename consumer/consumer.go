@@ -280,6 +280,10 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		// partition that long on a quiet topic; Kafka's own consumer waits
 		// 500 ms. ClientOpts may change it.
 		kgo.FetchMaxWait(500*time.Millisecond),
+		// Records of an aborted transaction never happened: a handler must
+		// not act on them. Kafka's own consumer reads uncommitted records
+		// by default; ClientOpts may ask for them.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	)
 	if c.cfg.regex && !c.cfg.foreignReplays {
 		// A pattern such as .* must not pick up other groups' replays:
@@ -294,6 +298,9 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		kgo.ConsumerGroup(c.cfg.group),
 		kgo.ConsumeTopics(topics...),
 		kgo.DisableAutoCommit(),
+		// Transaction markers come to the poll loop, which lets the commit
+		// pass them (see partition.dispatch).
+		kgo.KeepControlRecords(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(c.cfg.sessionTimeout),
 		kgo.RebalanceTimeout(c.cfg.rebalanceTimeout),
@@ -351,10 +358,14 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 				return // not ours any more; the new owner reads it from the commit
 			}
 			c.inFlight.Add(int64(len(f.Records)))
-			var resync bool
-			if ready, resync = p.dispatch(f.Records, f.HighWatermark, ready); resync {
+			var (
+				resync bool
+				passed int
+			)
+			if ready, resync, passed = p.dispatch(f.Records, f.HighWatermark, ready); resync {
 				held = append(held, p)
 			}
+			c.freed(passed)
 		})
 		c.mu.RUnlock()
 		for _, p := range held {

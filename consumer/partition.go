@@ -129,13 +129,25 @@ func (c *Consumer) chunkSize(n int) int {
 
 // dispatch adds a fetched batch to the partition's window and lanes, and
 // appends the lanes that became ready. It reports whether the partition
-// became held: its fetching must then be paused.
-func (p *partition) dispatch(recs []*kgo.Record, hwm int64, ready []*lane) ([]*lane, bool) {
+// became held (its fetching must then be paused) and how many records left
+// the window at once.
+//
+// A transaction's commit or abort marker (a control record) is no event:
+// it goes into the window done, so that the watermark, and the commit,
+// pass its offset once everything before it is done. Skipped, a marker
+// ending the log would hold the commit one short of the end for good, and
+// the group's lag at 1.
+func (p *partition) dispatch(recs []*kgo.Record, hwm int64, ready []*lane) (_ []*lane, resync bool, passed int) {
 	items := make([]item, len(recs)) // one allocation per batch, not per record
-	malformed := 0
+	malformed, markers := 0, 0
 	for i, r := range recs {
 		it := &items[i]
 		it.rec = r
+		if r.Attrs.IsControl() {
+			it.done = true
+			markers++
+			continue
+		}
 		kafka.DecodeRecord(r, &it.ev)
 		if it.ev.DecodeErr != nil {
 			malformed++
@@ -156,6 +168,9 @@ func (p *partition) dispatch(recs []*kgo.Record, hwm int64, ready []*lane) ([]*l
 	for i := range items {
 		it := &items[i]
 		p.window = append(p.window, it)
+		if it.done {
+			continue // a marker
+		}
 		l := p.laneFor(it, chunk)
 		l.queue = append(l.queue, it)
 		if l.state == laneIdle {
@@ -164,7 +179,10 @@ func (p *partition) dispatch(recs []*kgo.Record, hwm int64, ready []*lane) ([]*l
 		}
 	}
 	p.chunk = nil
-	return ready, p.hold()
+	if markers > 0 {
+		passed = p.advance()
+	}
+	return ready, p.hold(), passed
 }
 
 // holdMin is how many records a stalled partition buffers before it is
@@ -245,6 +263,13 @@ func (p *partition) laneFor(it *item, chunk int) *lane {
 // after the drain.
 func (p *partition) finish(it *item) int {
 	it.done = true
+	return p.advance()
+}
+
+// advance moves the watermark past every contiguous done item at the front
+// of the window. The caller holds p.mu. It returns how many items left the
+// window.
+func (p *partition) advance() int {
 	n := 0
 	for n < len(p.window) && p.window[n].done {
 		n++
