@@ -325,8 +325,10 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 	// that finishes: tiny polls cost more than they fetch.
 	resume := limit - max(limit/8, 1)
 	var (
-		ready []*lane
-		held  []*partition // whose fetching to pause
+		ready     []*lane
+		held      []*partition // whose fetching to pause
+		fetchErrs = fetchErrors{log: c.log, now: time.Now}
+		backoff   fetchBackoff
 	)
 	for {
 		if !c.waitRoom(ctx, resume) {
@@ -338,13 +340,15 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 			cl.AllowRebalance()
 			return
 		}
+		errs := 0
 		fs.EachError(func(topic string, partition int32, err error) {
 			if fatal := groupConfigError(err); fatal != nil {
 				c.fail(fatal, nil, 0, false)
 				return
 			}
 			if !errors.Is(err, context.Canceled) {
-				c.log.Warn("fetch error", "topic", topic, "partition", partition, "error", err)
+				errs++
+				fetchErrs.report(topic, partition, err)
 			}
 		})
 		ready = ready[:0]
@@ -376,6 +380,9 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 			c.schedule(l)
 		}
 		cl.AllowRebalance()
+		if !backoff.after(ctx, errs, fs.NumRecords()) {
+			return
+		}
 	}
 }
 

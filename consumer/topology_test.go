@@ -1,0 +1,72 @@
+package consumer_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventkit/eventkit"
+	"github.com/eventkit/eventkit/consumer"
+	"github.com/eventkit/eventkit/internal/testkit"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// fetchCounter counts the Fetch requests a client sends.
+type fetchCounter struct{ n atomic.Int64 }
+
+func (f *fetchCounter) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, _ error) {
+	if key == 1 { // Fetch
+		f.n.Add(1)
+	}
+}
+
+var _ kgo.HookBrokerWrite = (*fetchCounter)(nil)
+
+// A deleted topic fails every fetch at once. The agent must neither poll
+// it in a loop, burning a core, nor log a line a poll.
+func TestDeletedTopicNeitherSpinsNorFloods(t *testing.T) {
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "e", 10, nil)...)
+	rec := newRecorder()
+	var logs logBuffer
+	fetches := &fetchCounter{}
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(_ context.Context, ev *eventkit.Event) error {
+		rec.add(ev)
+		return nil
+	}), consumer.ControlPlane(false), consumer.ReplayTopic(false), consumer.Logger(logs.logger()),
+		consumer.ClientOpts(kgo.MetadataMaxAge(300*time.Millisecond), kgo.WithHooks(fetches)))
+	run := testkit.Go(t, c.Run)
+	committedAt(t, cl, "g", "orders", map[int32]int64{0: 10})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(cl).DeleteTopics(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the first failed fetch, then watch two seconds of them.
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if !strings.Contains(logs.String(), `msg="fetch error"`) {
+			return net.ErrClosed // any error: not yet
+		}
+		return nil
+	})
+	before := fetches.n.Load()
+	deadline := time.Now().Add(2 * time.Second)
+	<-time.After(time.Until(deadline)) // a window to count in, not a synchronisation
+	sent := fetches.n.Load() - before
+	lines := strings.Count(logs.String(), `msg="fetch error"`)
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if sent > 100 {
+		t.Errorf("%d fetches in 2 s after the topic was deleted: the poll loop spins", sent)
+	}
+	if lines > 5 {
+		t.Errorf("%d fetch error lines logged: one a poll", lines)
+	}
+}
