@@ -213,7 +213,10 @@ func (in *Ingest) Run(ctx context.Context) error {
 	defer m.unregister(in.cfg.registerer)
 
 	in.b = groupcommit.New(in.write, groupcommit.Config{MaxBatch: in.cfg.batchSize, MaxWait: in.cfg.batchWait, Writers: in.cfg.writers})
-	defer in.b.Close() // after the agent: its handlers have returned by then
+	// After the agent: its handlers have returned by then, and nobody
+	// waits for a write still running (one whose handler gave up when the
+	// drain timed out, on an archive that hangs): it is cancelled.
+	defer func() { in.b.Abort(); in.b.Close() }()
 
 	agent, err := consumer.New(eventkit.HandlerFunc(in.handle), append([]consumer.Opt{
 		consumer.Brokers(in.cfg.brokers...),

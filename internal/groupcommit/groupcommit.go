@@ -85,9 +85,12 @@ func New[Req, Resp any](exec Exec[Req, Resp], cfg Config) *Batcher[Req, Resp] {
 	return b
 }
 
-// Do queues req and waits until its batch has run. Once queued, a request
-// runs even if ctx ends meanwhile: a claim or a mark that committed must be
-// answered, or the caller would act on a guess.
+// Do queues req and waits until its batch has run, or until ctx ends: it
+// then returns ctx's error, and req may still run. A caller that stops
+// waiting knows only that its outcome is unknown, as after a crash: a
+// claim may hold its key until its lease ends, a mark may or may not be
+// written. Waiting on regardless would let a database that hangs hold the
+// caller, and the agent's shutdown behind it, for ever.
 func (b *Batcher[Req, Resp]) Do(ctx context.Context, req Req) (Resp, error) {
 	c := b.pool.Get().(*Call[Req, Resp])
 	c.Req = req
@@ -107,7 +110,14 @@ func (b *Batcher[Req, Resp]) Do(ctx context.Context, req Req) (Resp, error) {
 		var zero Resp
 		return zero, ctx.Err()
 	}
-	<-c.done
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		// c stays the writer's, which answers into its buffered channel
+		// and drops it; it is not pooled again.
+		var zero Resp
+		return zero, ctx.Err()
+	}
 	resp, err := c.Resp, c.Err
 	b.put(c)
 	return resp, err
@@ -120,8 +130,14 @@ func (b *Batcher[Req, Resp]) put(c *Call[Req, Resp]) {
 	b.pool.Put(c)
 }
 
+// closeGrace is how long Close lets the writers run what is queued before
+// it cancels their context.
+const closeGrace = 10 * time.Second
+
 // Close stops taking requests, runs the ones queued, and waits for the
-// writers. It is idempotent.
+// writers. Batches still running after closeGrace see their context
+// cancelled, so that an Exec that hangs (a database that does not answer)
+// cannot keep Close from returning. It is idempotent.
 func (b *Batcher[Req, Resp]) Close() {
 	b.mu.Lock()
 	if !b.closed {
@@ -129,9 +145,23 @@ func (b *Batcher[Req, Resp]) Close() {
 		close(b.stop)
 	}
 	b.mu.Unlock()
-	b.writers.Wait()
+	done := make(chan struct{})
+	go func() { b.writers.Wait(); close(done) }()
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		b.cancel()
+		<-done
+	}
 	b.cancel()
 }
+
+// Abort cancels the context of every batch, running or to come: for an
+// owner whose callers have all stopped waiting, before Close, so that
+// Close does not wait on writes nobody waits for.
+func (b *Batcher[Req, Resp]) Abort() { b.cancel() }
 
 func (b *Batcher[Req, Resp]) write() {
 	defer b.writers.Done()

@@ -231,11 +231,20 @@ func (s *Service) Run(ctx context.Context) error {
 	return errors.Join(err, <-errc)
 }
 
+// Close releases what New opened, for a Service that will not Run; Run
+// releases it by itself.
+func (s *Service) Close() { s.close() }
+
 func (s *Service) close() {
 	if s.ln != nil {
 		s.ln.Close()
 	}
 	if s.batch != nil {
+		// Nobody waits for a write still running by now (a handler that
+		// gave up when the drain timed out, on a database that hangs): it
+		// is cancelled. Its event was not committed, and its done mark
+		// commits with it or not at all.
+		s.batch.Abort()
 		s.batch.Close()
 	}
 	if s.st != nil {
