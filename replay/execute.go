@@ -75,7 +75,9 @@ func (r *Runner) execute(ctx context.Context, l *liveJob, resume bool) (left boo
 	save := func() error {
 		ck, sent, failed := t.fold()
 		j.Checkpoint, j.Sent, j.Failed = ck, sent, failed
-		if err := r.store.UpdateJob(context.WithoutCancel(ctx), j); err != nil {
+		sctx, cancel := outliving(ctx)
+		defer cancel()
+		if err := r.store.UpdateJob(sctx, j); err != nil {
 			if elsewhere(err) {
 				l.yield(err)
 			}

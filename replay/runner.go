@@ -178,7 +178,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.mu.Unlock()
 		markReady() // a caller waiting on Ready learns Start's ErrNotRunning
 		r.wg.Wait()
-		r.releaseLeft(context.WithoutCancel(ctx))
+		r.releaseLeft(ctx) // each release outlives ctx, bounded
 	}()
 
 	if err := r.takeFree(ctx, true); err != nil {
@@ -286,10 +286,22 @@ func (r *Runner) renew(ctx context.Context) {
 	}
 }
 
+// storeTimeout bounds a store or audit write that outlives the context it
+// runs for (a job's last checkpoint, its end, a lease released, an audit
+// entry): a store that hangs must not keep Run from returning.
+const storeTimeout = 10 * time.Second
+
+// outliving returns a context for such a write.
+func outliving(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+}
+
 // release clears this Runner's lease on the job, so that the next Runner
 // resumes it at once; without, it waits for the lease to expire.
 func (r *Runner) release(ctx context.Context, id string) {
-	if err := r.store.ReleaseJob(context.WithoutCancel(ctx), id, r.cfg.id); err != nil {
+	ctx, cancel := outliving(ctx)
+	defer cancel()
+	if err := r.store.ReleaseJob(ctx, id, r.cfg.id); err != nil {
 		r.cfg.logger.Warn("replay job lease not released: taken over once it expires", "id", id, "err", err)
 	}
 }
@@ -633,7 +645,9 @@ func (r *Runner) audit(ctx context.Context, actor Actor, action string, j Job, d
 	}
 	b, _ := json.Marshal(d)
 	e := lookback.AuditEntry{Actor: actor.Name, Role: actor.Role, Action: action, Target: j.ID, Detail: string(b), Outcome: outcome}
-	if _, err := r.cfg.audit.Record(context.WithoutCancel(ctx), e); err != nil {
+	ctx, cancel := outliving(ctx)
+	defer cancel()
+	if _, err := r.cfg.audit.Record(ctx, e); err != nil {
 		r.cfg.logger.Error("replay audit not recorded", "action", action, "id", j.ID, "err", err)
 	}
 }
@@ -643,8 +657,9 @@ func (r *Runner) finish(ctx context.Context, l *liveJob, j Job, status Status, b
 	at := r.cfg.now()
 	j.Status, j.FinishedAt = status, &at
 	j.Matched = max(j.Matched, j.Sent+j.Failed)
-	ctx = context.WithoutCancel(ctx)
-	if err := r.store.UpdateJob(ctx, j); err != nil {
+	sctx, cancel := outliving(ctx)
+	defer cancel()
+	if err := r.store.UpdateJob(sctx, j); err != nil {
 		r.cfg.logger.Error("replay job end not stored", "id", j.ID, "status", status, "err", err)
 		return
 	}
