@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eventkit/eventkit/consumer"
+	"github.com/eventkit/eventkit/internal/httpserve"
 	"github.com/eventkit/eventkit/relay"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -201,7 +202,8 @@ func runRelay(ctx context.Context, cfg *relayConfig, s *streams) error {
 }
 
 // serveHTTP serves h on addr, the value of flag, until the returned stop is
-// called, and returns the address it listens on (port 0 picks a free one).
+// called, which returns once every handler has returned, and returns the
+// address it listens on (port 0 picks a free one).
 // It listens before it returns, so that a taken port fails the start, not a
 // later request, and logs "<name> listening" with the address.
 func serveHTTP(name, flag, addr string, h http.Handler, log *slog.Logger) (listening string, stop func(), err error) {
@@ -209,23 +211,7 @@ func serveHTTP(name, flag, addr string, h http.Handler, log *slog.Logger) (liste
 	if err != nil {
 		return "", nil, fmt.Errorf("%s: %w", flag, err)
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln) // returns ErrServerClosed once stop shuts it down
-	}()
+	srv := httpserve.Start(ln, h, log)
 	log.Info(name+" listening", "addr", ln.Addr().String())
-	return ln.Addr().String(), func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if srv.Shutdown(ctx) != nil {
-			_ = srv.Close()
-		}
-		<-done
-	}, nil
+	return ln.Addr().String(), func() { _ = srv.Stop() }, nil
 }

@@ -13,8 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
+	"github.com/eventkit/eventkit/internal/httpserve"
 	"github.com/eventkit/eventkit/internal/strictjson"
 )
 
@@ -152,21 +152,8 @@ func Listen(addr string) (net.Listener, error) {
 }
 
 // Serve serves h on ln until ctx ends, then shuts down, giving requests in
-// flight up to five seconds.
+// flight up to five seconds, and returns once every handler has returned:
+// the service may then close what they use.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	return err
+	return httpserve.Serve(ctx, ln, h, nil)
 }
