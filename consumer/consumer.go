@@ -62,6 +62,8 @@ type Consumer struct {
 	metrics *metrics
 	tracing *tracing
 
+	topicGoneAfter time.Duration // see goneTopics
+
 	started atomic.Bool
 	cl      atomic.Pointer[kgo.Client]
 
@@ -143,6 +145,8 @@ func New(h eventkit.Handler, opts ...Opt) (*Consumer, error) {
 		quit:      make(chan struct{}),
 		statusNow: make(chan struct{}, 1),
 		endsNow:   make(chan []*partition),
+
+		topicGoneAfter: topicGoneAfter,
 	}
 	return c, nil
 }
@@ -329,6 +333,7 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 		held      []*partition // whose fetching to pause
 		fetchErrs = fetchErrors{log: c.log, now: time.Now}
 		backoff   fetchBackoff
+		gone      = goneTopics{after: c.topicGoneAfter, now: time.Now}
 	)
 	for {
 		if !c.waitRoom(ctx, resume) {
@@ -349,14 +354,17 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 			if !errors.Is(err, context.Canceled) {
 				errs++
 				fetchErrs.report(topic, partition, err)
+				gone.failed(topic, err)
 			}
 		})
+
 		ready = ready[:0]
 		c.mu.RLock()
 		fs.EachPartition(func(f kgo.FetchTopicPartition) {
 			if len(f.Records) == 0 {
 				return
 			}
+			gone.healthy(f.Topic)
 			p := c.parts[tp{f.Topic, f.Partition}]
 			if p == nil || p.gone.Load() {
 				return // not ours any more; the new owner reads it from the commit
@@ -380,9 +388,38 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 			c.schedule(l)
 		}
 		cl.AllowRebalance()
+		for _, topic := range gone.due() {
+			c.forgetTopic(ctx, cl, topic)
+		}
 		if !backoff.after(ctx, errs, fs.NumRecords()) {
 			return
 		}
+	}
+}
+
+// forgetTopic drops a topic that was deleted, or deleted and created
+// again (see goneTopics), and consumes it again once it exists: from the
+// group's committed offsets, which Kafka deleted with the topic, so from
+// the start. Its partitions are released without a commit: their offsets
+// belong to the old topic and would skip the new one's records; what the
+// old topic's handlers still do is done for a topic that is no more.
+func (c *Consumer) forgetTopic(ctx context.Context, cl *kgo.Client, topic string) {
+	c.log.Warn("topic gone: deleted, or deleted and created again; consuming it again once it exists", "topic", topic)
+	c.mu.RLock()
+	var ids []int32
+	for k := range c.parts {
+		if k.topic == topic {
+			ids = append(ids, k.partition)
+		}
+	}
+	c.mu.RUnlock()
+	if ps := c.take(map[string][]int32{topic: ids}); len(ps) > 0 {
+		c.releaseAll(ctx, cl, ps, false)
+		c.changed()
+	}
+	cl.PurgeTopicsFromConsuming(topic)
+	if !c.cfg.regex { // a pattern finds the topic again by itself
+		cl.AddConsumeTopics(topic)
 	}
 }
 

@@ -2,8 +2,11 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // fetchErrorEvery is how often one partition's repeating fetch error is
@@ -88,4 +91,62 @@ func (b *fetchBackoff) after(ctx context.Context, errs, recs int) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// topicGoneAfter is how long every fetch of a topic must fail with
+// UNKNOWN_TOPIC_ID before the agent takes the topic for deleted: brokers
+// answer so for a moment while a new topic's metadata spreads, too.
+var topicGoneAfter = 10 * time.Second
+
+// goneTopics finds topics that were deleted, or deleted and created
+// again. franz-go keeps consuming a topic by the id it first saw, and every
+// fetch of it fails with UNKNOWN_TOPIC_ID from then on: the agent would
+// never consume the topic again, not even once it is created anew. Only
+// the poll loop uses it.
+type goneTopics struct {
+	after time.Duration
+	now   func() time.Time
+	since map[string]time.Time // first failure of each topic failing since
+	seen  map[string]bool      // topics that failed in the current poll
+}
+
+// failed notes a fetch error of topic in the current poll.
+func (g *goneTopics) failed(topic string, err error) {
+	if !errors.Is(err, kerr.UnknownTopicID) {
+		return
+	}
+	if g.seen == nil {
+		g.seen, g.since = make(map[string]bool), make(map[string]time.Time)
+	}
+	g.seen[topic] = true
+}
+
+// healthy notes that topic brought records in the current poll: it is not
+// gone, whatever failed before.
+func (g *goneTopics) healthy(topic string) {
+	if len(g.since) > 0 {
+		delete(g.since, topic)
+	}
+}
+
+// due ends the current poll: it returns the topics whose fetches have
+// failed so, with no record in between, for longer than after.
+func (g *goneTopics) due() []string {
+	if len(g.seen) == 0 {
+		return nil
+	}
+	now := g.now()
+	var out []string
+	for topic := range g.seen {
+		first, ok := g.since[topic]
+		switch {
+		case !ok:
+			g.since[topic] = now
+		case now.Sub(first) >= g.after:
+			out = append(out, topic)
+			delete(g.since, topic)
+		}
+	}
+	clear(g.seen)
+	return out
 }

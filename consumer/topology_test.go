@@ -70,3 +70,81 @@ func TestDeletedTopicNeitherSpinsNorFloods(t *testing.T) {
 		t.Errorf("%d fetch error lines logged: one a poll", lines)
 	}
 }
+
+// A topic deleted and created again is consumed again, from its start:
+// franz-go keeps the old topic's id and fails its fetches until the topic
+// is purged and added back, and the old topic's offsets must not be
+// committed into the new one.
+func TestRecreatedTopicConsumedAgain(t *testing.T) {
+	t.Run("named", func(t *testing.T) { testRecreatedTopic(t, "orders") })
+	t.Run("pattern", func(t *testing.T) { testRecreatedTopic(t, "^ord.*", consumer.TopicRegex()) })
+}
+
+func testRecreatedTopic(t *testing.T, topics string, opts ...consumer.Opt) {
+	defer consumer.SetTopicGoneAfter(100 * time.Millisecond)()
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "old", 10, nil)...)
+	rec := newRecorder()
+	c := agent(t, b, "g", topics, eventkit.HandlerFunc(func(_ context.Context, ev *eventkit.Event) error {
+		rec.add(ev)
+		return nil
+	}), append(opts, consumer.ControlPlane(false), consumer.ReplayTopic(false),
+		consumer.ClientOpts(kgo.MetadataMaxAge(300*time.Millisecond)))...)
+	run := testkit.Go(t, c.Run)
+	committedAt(t, cl, "g", "orders", map[int32]int64{0: 10})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(cl).DeleteTopics(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateTopic("orders", 1); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Produce(t, testkit.Client(t, b.Addr()), testkit.Events("orders", "new", 4, nil)...)
+	testkit.Eventually(t, 30*time.Second, atLeast(14, rec.distinct, "events handled, old and new"))
+	committedAt(t, cl, "g", "orders", map[int32]int64{0: 4})
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A topic deleted, then created again later, after the agent stopped
+// failing on it, is consumed again once it exists.
+func TestDeletedTopicConsumedOnceCreatedAgain(t *testing.T) {
+	defer consumer.SetTopicGoneAfter(100 * time.Millisecond)()
+	b := testkit.Broker(t, 1, "orders")
+	cl := testkit.Client(t, b.Addr())
+	testkit.Produce(t, cl, testkit.Events("orders", "old", 10, nil)...)
+	rec := newRecorder()
+	var logs logBuffer
+	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(_ context.Context, ev *eventkit.Event) error {
+		rec.add(ev)
+		return nil
+	}), consumer.ControlPlane(false), consumer.ReplayTopic(false), consumer.Logger(logs.logger()),
+		consumer.ClientOpts(kgo.MetadataMaxAge(300*time.Millisecond)))
+	run := testkit.Go(t, c.Run)
+	committedAt(t, cl, "g", "orders", map[int32]int64{0: 10})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(cl).DeleteTopics(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if !logs.contains("topic gone", "orders") {
+			return net.ErrClosed // any error: not yet
+		}
+		return nil
+	})
+	if err := b.CreateTopic("orders", 1); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Produce(t, testkit.Client(t, b.Addr()), testkit.Events("orders", "new", 4, nil)...)
+	testkit.Eventually(t, 30*time.Second, atLeast(14, rec.distinct, "events handled, old and new"))
+	committedAt(t, cl, "g", "orders", map[int32]int64{0: 4})
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
