@@ -11,6 +11,7 @@ import (
 	"github.com/eventkit/eventkit"
 	"github.com/eventkit/eventkit/consumer"
 	"github.com/eventkit/eventkit/internal/testkit"
+	"github.com/eventkit/eventkit/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -29,25 +30,10 @@ var _ kgo.HookBrokerWrite = (*fetchCounter)(nil)
 // A deleted topic fails every fetch at once. The agent must neither poll
 // it in a loop, burning a core, nor log a line a poll.
 func TestDeletedTopicNeitherSpinsNorFloods(t *testing.T) {
-	b := testkit.Broker(t, 1, "orders")
-	cl := testkit.Client(t, b.Addr())
-	testkit.Produce(t, cl, testkit.Events("orders", "e", 10, nil)...)
-	rec := newRecorder()
 	var logs logBuffer
 	fetches := &fetchCounter{}
-	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(_ context.Context, ev *eventkit.Event) error {
-		rec.add(ev)
-		return nil
-	}), consumer.ControlPlane(false), consumer.ReplayTopic(false), consumer.Logger(logs.logger()),
+	_, _, _, run := ordersDeleted(t, "orders", consumer.Logger(logs.logger()),
 		consumer.ClientOpts(kgo.MetadataMaxAge(300*time.Millisecond), kgo.WithHooks(fetches)))
-	run := testkit.Go(t, c.Run)
-	committedAt(t, cl, "g", "orders", map[int32]int64{0: 10})
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := kadm.NewClient(cl).DeleteTopics(ctx, "orders"); err != nil {
-		t.Fatal(err)
-	}
 	// Wait for the first failed fetch, then watch two seconds of them.
 	testkit.Eventually(t, 30*time.Second, func() error {
 		if !strings.Contains(logs.String(), `msg="fetch error"`) {
@@ -82,6 +68,38 @@ func TestRecreatedTopicConsumedAgain(t *testing.T) {
 
 func testRecreatedTopic(t *testing.T, topics string, opts ...consumer.Opt) {
 	defer consumer.SetTopicGoneAfter(100 * time.Millisecond)()
+	b, cl, rec, run := ordersDeleted(t, topics, append(opts, consumer.ClientOpts(kgo.MetadataMaxAge(300*time.Millisecond)))...)
+	createOrders(t, b, cl, rec)
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A topic deleted, then created again later, after the agent took it for
+// gone, is consumed again once it exists.
+func TestDeletedTopicConsumedOnceCreatedAgain(t *testing.T) {
+	defer consumer.SetTopicGoneAfter(100 * time.Millisecond)()
+	var logs logBuffer
+	b, cl, rec, run := ordersDeleted(t, "orders", consumer.Logger(logs.logger()),
+		consumer.ClientOpts(kgo.MetadataMaxAge(300*time.Millisecond)))
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if !logs.contains("topic gone", "orders") {
+			return net.ErrClosed // any error: not yet
+		}
+		return nil
+	})
+	createOrders(t, b, cl, rec)
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ordersDeleted runs an agent on topics (which must take in the topic
+// orders) until it has handled and committed 10 events of orders, then
+// deletes orders. It returns the broker, a client, what the handler saw
+// and the running agent.
+func ordersDeleted(t *testing.T, topics string, opts ...consumer.Opt) (*kafka.Broker, *kgo.Client, *recorder, *testkit.Running) {
+	t.Helper()
 	b := testkit.Broker(t, 1, "orders")
 	cl := testkit.Client(t, b.Addr())
 	testkit.Produce(t, cl, testkit.Events("orders", "old", 10, nil)...)
@@ -89,62 +107,25 @@ func testRecreatedTopic(t *testing.T, topics string, opts ...consumer.Opt) {
 	c := agent(t, b, "g", topics, eventkit.HandlerFunc(func(_ context.Context, ev *eventkit.Event) error {
 		rec.add(ev)
 		return nil
-	}), append(opts, consumer.ControlPlane(false), consumer.ReplayTopic(false),
-		consumer.ClientOpts(kgo.MetadataMaxAge(300*time.Millisecond)))...)
+	}), append([]consumer.Opt{consumer.ControlPlane(false), consumer.ReplayTopic(false)}, opts...)...)
 	run := testkit.Go(t, c.Run)
 	committedAt(t, cl, "g", "orders", map[int32]int64{0: 10})
-
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := kadm.NewClient(cl).DeleteTopics(ctx, "orders"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.CreateTopic("orders", 1); err != nil {
-		t.Fatal(err)
-	}
-	testkit.Produce(t, testkit.Client(t, b.Addr()), testkit.Events("orders", "new", 4, nil)...)
-	testkit.Eventually(t, 30*time.Second, atLeast(14, rec.distinct, "events handled, old and new"))
-	committedAt(t, cl, "g", "orders", map[int32]int64{0: 4})
-	if err := run.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	return b, cl, rec, run
 }
 
-// A topic deleted, then created again later, after the agent stopped
-// failing on it, is consumed again once it exists.
-func TestDeletedTopicConsumedOnceCreatedAgain(t *testing.T) {
-	defer consumer.SetTopicGoneAfter(100 * time.Millisecond)()
-	b := testkit.Broker(t, 1, "orders")
-	cl := testkit.Client(t, b.Addr())
-	testkit.Produce(t, cl, testkit.Events("orders", "old", 10, nil)...)
-	rec := newRecorder()
-	var logs logBuffer
-	c := agent(t, b, "g", "orders", eventkit.HandlerFunc(func(_ context.Context, ev *eventkit.Event) error {
-		rec.add(ev)
-		return nil
-	}), consumer.ControlPlane(false), consumer.ReplayTopic(false), consumer.Logger(logs.logger()),
-		consumer.ClientOpts(kgo.MetadataMaxAge(300*time.Millisecond)))
-	run := testkit.Go(t, c.Run)
-	committedAt(t, cl, "g", "orders", map[int32]int64{0: 10})
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := kadm.NewClient(cl).DeleteTopics(ctx, "orders"); err != nil {
-		t.Fatal(err)
-	}
-	testkit.Eventually(t, 30*time.Second, func() error {
-		if !logs.contains("topic gone", "orders") {
-			return net.ErrClosed // any error: not yet
-		}
-		return nil
-	})
+// createOrders creates orders again with 4 new events, and waits until
+// the agent has handled them and committed the new topic's end.
+func createOrders(t *testing.T, b *kafka.Broker, cl *kgo.Client, rec *recorder) {
+	t.Helper()
 	if err := b.CreateTopic("orders", 1); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Produce(t, testkit.Client(t, b.Addr()), testkit.Events("orders", "new", 4, nil)...)
 	testkit.Eventually(t, 30*time.Second, atLeast(14, rec.distinct, "events handled, old and new"))
 	committedAt(t, cl, "g", "orders", map[int32]int64{0: 4})
-	if err := run.Stop(); err != nil {
-		t.Fatal(err)
-	}
 }
