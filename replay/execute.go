@@ -222,6 +222,9 @@ const leaseCheckEvery = 64
 // after that read is sent twice. Stopping a third of the TTL early leaves
 // the records in flight time to land before the lease ends.
 func (r *Runner) holds(l *liveJob) bool {
+	if l.yieldedFor() != nil {
+		return false
+	}
 	until := time.Unix(0, l.until.Load())
 	if r.cfg.now().Add(r.cfg.leaseTTL / 3).Before(until) {
 		return true

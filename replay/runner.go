@@ -269,6 +269,15 @@ func (r *Runner) renew(ctx context.Context) {
 		now := r.cfg.now()
 		j, err := r.store.AcquireJob(ctx, l.id, r.lease(now), now)
 		switch until := l.snapshot().Lease.Until; {
+		case err == nil && !r.cfg.now().Before(until):
+			// The lease ended before this renewal came through (a store
+			// that hung): another runner may have taken the job over,
+			// sent past this runner's cursor and let it go meanwhile.
+			// Going on from here would send that again. The job stops
+			// here, its lease left to expire after the drain, for a
+			// runner that reads back the target.
+			l.yield(fmt.Errorf("%w: renewed only after it had expired at %s; another runner may have held the job meanwhile",
+				ErrLeaseLost, until.Format(time.RFC3339Nano)))
 		case err == nil:
 			l.mu.Lock()
 			l.lease = j.Lease
