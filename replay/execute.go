@@ -190,6 +190,9 @@ records:
 	ended.Sent, ended.Failed = l.sent.Load(), l.failed.Load()
 	switch cancelledBy := l.cancelled.Load(); {
 	case l.yieldedFor() != nil:
+		if errors.Is(l.yieldedFor(), ErrJobFinished) {
+			r.settleCancelled(ctx, ended, log)
+		}
 		logYielded(log, l.yieldedFor())
 	case readErr != nil:
 		r.finish(ctx, l, ended, Failed, by, readErr)

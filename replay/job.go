@@ -183,7 +183,10 @@ type JobStore interface {
 	// its lease is j.Lease.Owner's: it fails matching [ErrJobFinished]
 	// when the job has ended (cancelled by another process, say),
 	// [ErrLeaseLost] when another owner holds it, and [ErrJobNotFound]
-	// for an unknown id. It leaves the lease as it is.
+	// for an unknown id. It leaves the lease as it is. One exception:
+	// the lease's owner of a job cancelled elsewhere writes its final
+	// counters and checkpoint with j.Status Cancelled, once it has
+	// stopped; the stored status and finish time stay.
 	UpdateJob(ctx context.Context, j Job) error
 	// AcquireJob gives the running job with that id to l.Owner until
 	// l.Until, in one atomic step, when no runner holds it at now: its

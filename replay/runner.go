@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -583,7 +584,11 @@ func (r *Runner) Wait(ctx context.Context, id string) (Job, error) {
 // be produced any more: its in-flight records have been acknowledged or
 // failed, and its counters are final. A job that has ended fails matching
 // [ErrJobFinished]. A job running in another process is marked cancelled in
-// the store, and that process stops it at its next checkpoint.
+// the store; that process stops it at its next checkpoint (a second at
+// most, by default), records its final counters and lets its lease go.
+// Cancel waits for that, up to holderWait or until the holder's lease
+// ends, whichever comes first; past it, the job it returns holds the
+// counters of the last checkpoint.
 func (r *Runner) Cancel(ctx context.Context, id string, actor Actor) (Job, error) {
 	l := r.liveJob(id)
 	if l == nil {
@@ -632,6 +637,7 @@ func (r *Runner) cancelStored(ctx context.Context, id string, actor Actor) (Job,
 		err = r.store.UpdateJob(ctx, ended)
 		switch {
 		case err == nil:
+			ended = r.awaitHolder(ctx, ended)
 			r.audit(ctx, actor, "replay.cancel", ended, nil, "ok")
 			return ended, nil
 		case errors.Is(err, ErrJobFinished): // it ended meanwhile: read how
@@ -640,6 +646,48 @@ func (r *Runner) cancelStored(ctx context.Context, id string, actor Actor) (Job,
 			return Job{}, fmt.Errorf("replay: cancel %s: %w", id, err)
 		}
 	}
+}
+
+// holderWait bounds how long a cancel through the store waits for the
+// job's holder to stop it.
+const holderWait = 10 * time.Second
+
+// awaitHolder waits until the holder of j, cancelled in the store, has
+// stopped it and let its lease go (see settleCancelled), until its lease
+// ends or holderWait passes, or ctx ends; it returns the job as last read.
+func (r *Runner) awaitHolder(ctx context.Context, j Job) Job {
+	deadline := r.cfg.now().Add(holderWait)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		now := r.cfg.now()
+		if !j.Lease.Held(now) || !now.Before(deadline) {
+			return j
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return j
+		}
+		if got, err := r.store.Job(ctx, j.ID); err == nil {
+			j = got
+		}
+	}
+}
+
+// settleCancelled ends here a job cancelled in the store by another
+// process while it ran here, once its records in flight have landed: it
+// writes the final counters (the cancel wrote those of the last
+// checkpoint) and lets the lease go, which tells the canceller that no
+// copy can land any more.
+func (r *Runner) settleCancelled(ctx context.Context, ended Job, log *slog.Logger) {
+	ended.Status = Cancelled
+	sctx, cancel := outliving(ctx)
+	defer cancel()
+	if err := r.store.UpdateJob(sctx, ended); err != nil {
+		log.Warn("final counts of the replay job cancelled elsewhere not stored", "err", err)
+	}
+	r.release(ctx, ended.ID)
 }
 
 // audit records an action; a failure to record is logged, since the action

@@ -127,6 +127,20 @@ func testOnlyRunning(t *testing.T, s replay.JobStore) {
 	if err := s.UpdateJob(ctx, late); !errors.Is(err, replay.ErrJobFinished) {
 		t.Fatalf("update of a cancelled job: %v, want ErrJobFinished", err)
 	}
+	// Its holder, once stopped, records its final counts; the status and
+	// the finish time stay the cancel's. Nobody else may.
+	final := j
+	later := end.Add(time.Minute)
+	final.Sent, final.Failed, final.Matched, final.FinishedAt = 7, 1, 9, &later
+	if err := s.UpdateJob(ctx, final); err != nil {
+		t.Fatalf("final counts of a job cancelled elsewhere, by its holder: %v", err)
+	}
+	final.FinishedAt = &end
+	other := final
+	other.Lease.Owner, other.Sent = "b", 99
+	if err := s.UpdateJob(ctx, other); err == nil {
+		t.Fatal("another runner wrote the counts of a cancelled job")
+	}
 	// Neither its holder nor another runner gets an ended job, even once
 	// the lease has expired.
 	for _, owner := range []string{"a", "b"} {
@@ -135,7 +149,7 @@ func testOnlyRunning(t *testing.T, s replay.JobStore) {
 		}
 	}
 	got, _ := s.Job(ctx, "j1")
-	same(t, got, j)
+	same(t, got, final)
 }
 
 func testList(t *testing.T, s replay.JobStore) {
