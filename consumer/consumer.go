@@ -74,6 +74,9 @@ type Consumer struct {
 
 	mu    sync.RWMutex
 	parts map[tp]*partition
+	// fromStart: topics forgotten as gone (forgetTopic), read from their
+	// start when next assigned; guarded by mu
+	fromStart map[string]bool
 	// member is the group member id while joined, for status reports.
 	member    string
 	host      string
@@ -312,6 +315,7 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		kgo.OnPartitionsAssigned(c.onAssigned),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
+		kgo.AdjustFetchOffsetsFn(c.adjustOffsets),
 	)
 	if c.cfg.regex {
 		opts = append(opts, kgo.ConsumeRegex())
@@ -397,12 +401,32 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 	}
 }
 
+// adjustOffsets starts a topic forgotten as gone from its start when it
+// is assigned again, whatever the group committed for it: a commit by name
+// that landed after the topic was created again, before the agent saw it
+// fail, holds the old topic's offset and would skip the new one's first
+// records.
+func (c *Consumer) adjustOffsets(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for topic, ps := range offsets {
+		if !c.fromStart[topic] {
+			continue
+		}
+		delete(c.fromStart, topic)
+		for id := range ps {
+			ps[id] = kgo.NewOffset().AtStart().WithEpoch(-1)
+		}
+	}
+	return offsets, nil
+}
+
 // forgetTopic drops a topic that was deleted, or deleted and created
-// again (see goneTopics), and consumes it again once it exists: from the
-// group's committed offsets, which Kafka deleted with the topic, so from
-// the start. Its partitions are released without a commit: their offsets
-// belong to the old topic and would skip the new one's records; what the
-// old topic's handlers still do is done for a topic that is no more.
+// again (see goneTopics), and consumes it again once it exists, from its
+// start (see adjustOffsets). Its partitions are released without a commit:
+// their offsets belong to the old topic and would skip the new one's
+// records; what the old topic's handlers still do is done for a topic that
+// is no more.
 func (c *Consumer) forgetTopic(ctx context.Context, cl *kgo.Client, topic string) {
 	c.log.Warn("topic gone: deleted, or deleted and created again; consuming it again once it exists", "topic", topic)
 	c.mu.RLock()
@@ -417,6 +441,12 @@ func (c *Consumer) forgetTopic(ctx context.Context, cl *kgo.Client, topic string
 		c.releaseAll(ctx, cl, ps, false)
 		c.changed()
 	}
+	c.mu.Lock()
+	if c.fromStart == nil {
+		c.fromStart = make(map[string]bool)
+	}
+	c.fromStart[topic] = true
+	c.mu.Unlock()
 	cl.PurgeTopicsFromConsuming(topic)
 	if !c.cfg.regex { // a pattern finds the topic again by itself
 		cl.AddConsumeTopics(topic)

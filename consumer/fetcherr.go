@@ -98,6 +98,11 @@ func (b *fetchBackoff) after(ctx context.Context, errs, recs int) bool {
 // answer so for a moment while a new topic's metadata spreads, too.
 var topicGoneAfter = 10 * time.Second
 
+// topicFailGap ends a topic's run of failures: a topic that has not failed
+// for that long has failed by chance, not for good. It is well above the
+// poll loop's longest wait after failed polls (fetchRetryLast).
+const topicFailGap = 4 * fetchRetryLast
+
 // goneTopics finds topics that were deleted, or deleted and created
 // again. franz-go keeps consuming a topic by the id it first saw, and every
 // fetch of it fails with UNKNOWN_TOPIC_ID from then on: the agent would
@@ -106,9 +111,13 @@ var topicGoneAfter = 10 * time.Second
 type goneTopics struct {
 	after time.Duration
 	now   func() time.Time
-	since map[string]time.Time // first failure of each topic failing since
-	seen  map[string]bool      // topics that failed in the current poll
+	runs  map[string]*failRun // topics failing now
+	seen  map[string]bool     // topics that failed in the current poll
 }
+
+// failRun is a topic's run of failed fetches, none more than topicFailGap
+// after the one before.
+type failRun struct{ first, last time.Time }
 
 // failed notes a fetch error of topic in the current poll.
 func (g *goneTopics) failed(topic string, err error) {
@@ -116,7 +125,7 @@ func (g *goneTopics) failed(topic string, err error) {
 		return
 	}
 	if g.seen == nil {
-		g.seen, g.since = make(map[string]bool), make(map[string]time.Time)
+		g.seen, g.runs = make(map[string]bool), make(map[string]*failRun)
 	}
 	g.seen[topic] = true
 }
@@ -124,29 +133,38 @@ func (g *goneTopics) failed(topic string, err error) {
 // healthy notes that topic brought records in the current poll: it is not
 // gone, whatever failed before.
 func (g *goneTopics) healthy(topic string) {
-	if len(g.since) > 0 {
-		delete(g.since, topic)
+	if len(g.runs) > 0 {
+		delete(g.runs, topic)
 	}
 }
 
-// due ends the current poll: it returns the topics whose fetches have
-// failed so, with no record in between, for longer than after.
-func (g *goneTopics) due() []string {
-	if len(g.seen) == 0 {
+// due ends the current poll. It returns the topics whose fetches have
+// failed so for longer than after, and forgets the runs of failures that
+// ended without that (the topic failed by chance).
+func (g *goneTopics) due() (gone []string) {
+	if len(g.runs) == 0 && len(g.seen) == 0 {
 		return nil
 	}
 	now := g.now()
-	var out []string
+	for topic, r := range g.runs {
+		if !g.seen[topic] && now.Sub(r.last) > topicFailGap {
+			delete(g.runs, topic)
+		}
+	}
 	for topic := range g.seen {
-		first, ok := g.since[topic]
+		r := g.runs[topic]
 		switch {
-		case !ok:
-			g.since[topic] = now
-		case now.Sub(first) >= g.after:
-			out = append(out, topic)
-			delete(g.since, topic)
+		case r == nil:
+			g.runs[topic] = &failRun{first: now, last: now}
+		case now.Sub(r.last) > topicFailGap: // a new run
+			r.first, r.last = now, now
+		case now.Sub(r.first) >= g.after:
+			gone = append(gone, topic)
+			delete(g.runs, topic)
+		default:
+			r.last = now
 		}
 	}
 	clear(g.seen)
-	return out
+	return gone
 }
