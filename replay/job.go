@@ -185,8 +185,9 @@ type JobStore interface {
 	// [ErrLeaseLost] when another owner holds it, and [ErrJobNotFound]
 	// for an unknown id. It leaves the lease as it is. One exception:
 	// the lease's owner of a job cancelled elsewhere writes its final
-	// counters and checkpoint with j.Status Cancelled, once it has
-	// stopped; the stored status and finish time stay.
+	// counters and checkpoint with j.Status Cancelled and no FinishedAt,
+	// once it has stopped; the stored status and finish time stay. A
+	// cancel, which has a FinishedAt, is refused as for any ended job.
 	UpdateJob(ctx context.Context, j Job) error
 	// AcquireJob gives the running job with that id to l.Owner until
 	// l.Until, in one atomic step, when no runner holds it at now: its

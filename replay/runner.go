@@ -681,7 +681,7 @@ func (r *Runner) awaitHolder(ctx context.Context, j Job) Job {
 // checkpoint) and lets the lease go, which tells the canceller that no
 // copy can land any more.
 func (r *Runner) settleCancelled(ctx context.Context, ended Job, log *slog.Logger) {
-	ended.Status = Cancelled
+	ended.Status, ended.FinishedAt = Cancelled, nil // counts, not a cancel (see JobStore.UpdateJob)
 	sctx, cancel := outliving(ctx)
 	defer cancel()
 	if err := r.store.UpdateJob(sctx, ended); err != nil {

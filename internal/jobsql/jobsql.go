@@ -32,12 +32,14 @@ func New(param func(n int) string) Statements {
 		// Only a running job moves, and only by its lease's owner: a job
 		// cancelled elsewhere stays so, and a runner whose job was taken
 		// over cannot write over the new owner's progress. The owner of a
-		// job cancelled elsewhere still records its final counts (status
-		// and finish time stay the cancel's).
-		Update: "UPDATE replay_jobs SET status = CASE WHEN status = 'running' THEN " + p(2) + " ELSE status END" +
-			", finished_at = CASE WHEN status = 'running' THEN " + p(3) + " ELSE finished_at END" +
+		// job cancelled elsewhere still records its final counts, with no
+		// finish time (status and finish time stay the cancel's): a
+		// second cancel, which has one, is refused.
+		Update: "UPDATE replay_jobs SET status = CASE WHEN status = 'running' THEN CAST(" + p(2) + " AS TEXT) ELSE status END" +
+			", finished_at = CASE WHEN status = 'running' THEN CAST(" + p(3) + " AS BIGINT) ELSE finished_at END" +
 			", matched = " + p(4) + ", sent = " + p(5) + ", failed = " + p(6) + ", checkpoint = " + p(7) +
-			" WHERE id = " + p(1) + " AND owner = " + p(8) + " AND (status = 'running' OR (status = 'cancelled' AND " + p(2) + " = 'cancelled'))",
+			" WHERE id = " + p(1) + " AND owner = " + p(8) + " AND (status = 'running' OR (status = 'cancelled' AND CAST(" + p(2) +
+			" AS TEXT) = 'cancelled' AND CAST(" + p(3) + " AS BIGINT) IS NULL))",
 		// One statement, so that of two runners taking over an expired
 		// lease at once exactly one gets the row: SQLite has one writer,
 		// and PostgreSQL checks the WHERE again on the row the first

@@ -129,9 +129,14 @@ func testOnlyRunning(t *testing.T, s replay.JobStore) {
 	}
 	// Its holder, once stopped, records its final counts; the status and
 	// the finish time stay the cancel's. Nobody else may.
-	final := j
+	again := j
 	later := end.Add(time.Minute)
-	final.Sent, final.Failed, final.Matched, final.FinishedAt = 7, 1, 9, &later
+	again.FinishedAt = &later
+	if err := s.UpdateJob(ctx, again); !errors.Is(err, replay.ErrJobFinished) {
+		t.Fatalf("a second cancel: %v, want ErrJobFinished", err)
+	}
+	final := j
+	final.Sent, final.Failed, final.Matched, final.FinishedAt = 7, 1, 9, nil
 	if err := s.UpdateJob(ctx, final); err != nil {
 		t.Fatalf("final counts of a job cancelled elsewhere, by its holder: %v", err)
 	}
