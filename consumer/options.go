@@ -229,8 +229,9 @@ func ControlPlane(enabled bool) Opt { return opt{func(c *cfg) { c.control = enab
 func StatusInterval(d time.Duration) Opt { return opt{func(c *cfg) { c.statusInterval = d }} }
 
 // ClientOpts adds franz-go client options (TLS, SASL, fetch sizes, a
-// logger). The agent owns the group options it needs (manual commits,
-// rebalance callbacks) and sets them last.
+// logger, an isolation level other than read_committed). The agent owns the
+// group options it needs (manual commits, rebalance callbacks, fetch offset
+// adjustment, control records kept) and sets them last.
 func ClientOpts(opts ...kgo.Opt) Opt {
 	return opt{func(c *cfg) { c.clientOpts = append(c.clientOpts, opts...) }}
 }
