@@ -62,8 +62,6 @@ type Consumer struct {
 	metrics *metrics
 	tracing *tracing
 
-	topicGoneAfter time.Duration // see goneTopics
-
 	started atomic.Bool
 	cl      atomic.Pointer[kgo.Client]
 
@@ -148,8 +146,6 @@ func New(h eventkit.Handler, opts ...Opt) (*Consumer, error) {
 		quit:      make(chan struct{}),
 		statusNow: make(chan struct{}, 1),
 		endsNow:   make(chan []*partition),
-
-		topicGoneAfter: topicGoneAfter,
 	}
 	return c, nil
 }
@@ -337,7 +333,7 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 		held      []*partition // whose fetching to pause
 		fetchErrs = fetchErrors{log: c.log, now: time.Now}
 		backoff   fetchBackoff
-		gone      = goneTopics{after: c.topicGoneAfter, now: time.Now}
+		gone      = goneTopics{after: topicGoneAfter, now: time.Now}
 	)
 	for {
 		if !c.waitRoom(ctx, resume) {

@@ -111,60 +111,50 @@ const topicFailGap = 4 * fetchRetryLast
 type goneTopics struct {
 	after time.Duration
 	now   func() time.Time
-	runs  map[string]*failRun // topics failing now
-	seen  map[string]bool     // topics that failed in the current poll
+	runs  map[string]failRun // topics failing now
 }
 
 // failRun is a topic's run of failed fetches, none more than topicFailGap
 // after the one before.
 type failRun struct{ first, last time.Time }
 
-// failed notes a fetch error of topic in the current poll.
+// failed notes a fetch error of topic.
 func (g *goneTopics) failed(topic string, err error) {
 	if !errors.Is(err, kerr.UnknownTopicID) {
 		return
 	}
-	if g.seen == nil {
-		g.seen, g.runs = make(map[string]bool), make(map[string]*failRun)
+	now := g.now()
+	r, ok := g.runs[topic]
+	if !ok || now.Sub(r.last) > topicFailGap { // a new run
+		r.first = now
 	}
-	g.seen[topic] = true
+	r.last = now
+	if g.runs == nil {
+		g.runs = make(map[string]failRun)
+	}
+	g.runs[topic] = r
 }
 
-// healthy notes that topic brought records in the current poll: it is not
-// gone, whatever failed before.
-func (g *goneTopics) healthy(topic string) {
-	if len(g.runs) > 0 {
-		delete(g.runs, topic)
-	}
-}
+// healthy notes that topic brought records: it is not gone, whatever
+// failed before.
+func (g *goneTopics) healthy(topic string) { delete(g.runs, topic) }
 
-// due ends the current poll. It returns the topics whose fetches have
-// failed so for longer than after, and forgets the runs of failures that
-// ended without that (the topic failed by chance).
+// due returns the topics whose fetches have failed so for at least after,
+// and forgets the runs of failures that ended short of that (the topic
+// failed by chance).
 func (g *goneTopics) due() (gone []string) {
-	if len(g.runs) == 0 && len(g.seen) == 0 {
+	if len(g.runs) == 0 {
 		return nil
 	}
 	now := g.now()
 	for topic, r := range g.runs {
-		if !g.seen[topic] && now.Sub(r.last) > topicFailGap {
-			delete(g.runs, topic)
-		}
-	}
-	for topic := range g.seen {
-		r := g.runs[topic]
 		switch {
-		case r == nil:
-			g.runs[topic] = &failRun{first: now, last: now}
-		case now.Sub(r.last) > topicFailGap: // a new run
-			r.first, r.last = now, now
-		case now.Sub(r.first) >= g.after:
+		case now.Sub(r.last) > topicFailGap:
+			delete(g.runs, topic)
+		case r.last.Sub(r.first) >= g.after:
 			gone = append(gone, topic)
 			delete(g.runs, topic)
-		default:
-			r.last = now
 		}
 	}
-	clear(g.seen)
 	return gone
 }
