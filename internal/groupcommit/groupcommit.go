@@ -145,16 +145,9 @@ func (b *Batcher[Req, Resp]) Close() {
 		close(b.stop)
 	}
 	b.mu.Unlock()
-	done := make(chan struct{})
-	go func() { b.writers.Wait(); close(done) }()
-	t := time.NewTimer(closeGrace)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-		b.cancel()
-		<-done
-	}
+	t := time.AfterFunc(closeGrace, b.cancel)
+	b.writers.Wait()
+	t.Stop()
 	b.cancel()
 }
 

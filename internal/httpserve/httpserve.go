@@ -16,9 +16,9 @@ import (
 	"time"
 )
 
-// Grace is how long Stop lets requests in flight finish before it closes
-// their connections, which cancels their contexts.
-const Grace = 5 * time.Second
+// grace is how long Stop lets requests in flight finish before it cancels
+// their contexts and closes their connections.
+const grace = 5 * time.Second
 
 // Server is an http.Server serving on a listener.
 type Server struct {
@@ -74,17 +74,14 @@ func (s *Server) track(h http.Handler) http.Handler {
 	})
 }
 
-// Done is closed once Serve has returned, by Stop or by itself.
-func (s *Server) Done() <-chan struct{} { return s.done }
-
 // Stop shuts the server down: it stops accepting, lets requests in flight
-// finish for up to Grace, then cancels their contexts, closes their
+// finish for up to 5 s, then cancels their contexts, closes their
 // connections and waits for every handler to return. It returns Serve's
 // error, nil when Stop ended it. It is idempotent.
 func (s *Server) Stop() error {
 	s.once.Do(func() {
 		defer s.cancelBase()
-		ctx, cancel := context.WithTimeout(context.Background(), Grace)
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
 		if s.srv.Shutdown(ctx) != nil {
 			s.cancelBase()

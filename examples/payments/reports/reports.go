@@ -35,6 +35,7 @@ import (
 	"github.com/eventkit/eventkit/examples/payments/internal/web"
 	"github.com/eventkit/eventkit/idempotency"
 	"github.com/eventkit/eventkit/internal/groupcommit"
+	"github.com/eventkit/eventkit/internal/httpserve"
 	"github.com/eventkit/eventkit/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -225,7 +226,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 2)
 	go func() { errc <- s.agent.Run(ctx) }()
-	go func() { errc <- web.Serve(ctx, s.ln, s.routes()) }()
+	go func() { errc <- httpserve.Serve(ctx, s.ln, s.routes(), nil) }()
 	err := <-errc
 	cancel()
 	return errors.Join(err, <-errc)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/eventkit/eventkit/examples/payments/events"
 	"github.com/eventkit/eventkit/examples/payments/internal/web"
+	"github.com/eventkit/eventkit/internal/httpserve"
 	"github.com/eventkit/eventkit/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -191,7 +192,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 2)
 	go func() { errc <- s.publishLoop(ctx) }()
-	go func() { errc <- web.Serve(ctx, s.ln, s.routes()) }()
+	go func() { errc <- httpserve.Serve(ctx, s.ln, s.routes(), nil) }()
 	// The first part to stop, for whatever reason, stops the other.
 	err := <-errc
 	cancel()

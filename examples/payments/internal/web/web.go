@@ -1,11 +1,10 @@
 // Package web holds what the payments services share on the HTTP side: JSON
-// answers, JSON errors with a 4xx status that says what was wrong, bodies
-// read with a size limit, and a server whose lifetime a context owns.
+// answers, JSON errors with a 4xx status that says what was wrong, and
+// bodies read with a size limit.
 package web
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/eventkit/eventkit/internal/httpserve"
 	"github.com/eventkit/eventkit/internal/strictjson"
 )
 
@@ -149,11 +147,4 @@ func Listen(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	return ln, nil
-}
-
-// Serve serves h on ln until ctx ends, then shuts down, giving requests in
-// flight up to five seconds, and returns once every handler has returned:
-// the service may then close what they use.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	return httpserve.Serve(ctx, ln, h, nil)
 }
