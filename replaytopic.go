@@ -42,15 +42,15 @@ func ReplayTopic(group string) string {
 		}
 	}
 	name := b.String()
-	if len(name) <= maxTopicLen {
+	if len(name) <= MaxTopicLen {
 		return name
 	}
 	sum := sha256.Sum256([]byte(group))
 	mark := "_7a" + hex.EncodeToString(sum[:8])
-	return name[:maxTopicLen-len(mark)] + mark
+	return name[:MaxTopicLen-len(mark)] + mark
 }
 
-// maxTopicLen is the longest topic name Kafka takes.
-const maxTopicLen = 249
+// MaxTopicLen is the longest topic name Kafka takes, in bytes.
+const MaxTopicLen = 249
 
 func lowerHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }

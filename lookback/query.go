@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/eventkit/eventkit"
 )
 
 // Position is a record's place in the order of every query: its timestamp,
@@ -50,7 +52,7 @@ func DecodeCursor(o Order, s string) (Position, error) {
 		return Position{}, fmt.Errorf("%w: cursor: not base64", ErrBadQuery)
 	}
 	const fixed = 2 + 8 + 4 + 8
-	if len(b) <= fixed || len(b) > fixed+maxTopicLen || b[0] != cursorVersion {
+	if len(b) <= fixed || len(b) > fixed+eventkit.MaxTopicLen || b[0] != cursorVersion {
 		return Position{}, fmt.Errorf("%w: cursor: malformed", ErrBadQuery)
 	}
 	if Order(b[1]) != o {
@@ -64,14 +66,11 @@ func DecodeCursor(o Order, s string) (Position, error) {
 	}
 	// A cursor names a record, whose topic Kafka spells in ASCII: a topic
 	// no store could hold is forged.
-	if p.Partition < 0 || p.Offset < 0 || checkValue("cursor", p.Topic, maxTopicLen) != nil {
+	if p.Partition < 0 || p.Offset < 0 || checkValue("cursor", p.Topic, eventkit.MaxTopicLen) != nil {
 		return Position{}, fmt.Errorf("%w: cursor: malformed", ErrBadQuery)
 	}
 	return p, nil
 }
-
-// maxTopicLen is Kafka's limit on a topic name.
-const maxTopicLen = 249
 
 // Validate reports what makes q unanswerable, wrapping [ErrBadQuery]: a
 // limit out of range, an unknown order, a malformed cursor, a negative

@@ -51,7 +51,7 @@ func LinkOf(ev *eventkit.Event) (ReplayLink, bool) {
 	// An origin no Kafka topic can have (a name is 249 bytes at most) is a
 	// header from elsewhere, not a replay's: the record is archived as it
 	// is, and the database's indexes never see a name of any length.
-	if _, _, _, err := eventkit.ParseCoordinates(r.Origin); err != nil || len(r.OriginTopic) > maxTopicName {
+	if _, _, _, err := eventkit.ParseCoordinates(r.Origin); err != nil || len(r.OriginTopic) > eventkit.MaxTopicLen {
 		return ReplayLink{}, false
 	}
 	return ReplayLink{
@@ -60,9 +60,6 @@ func LinkOf(ev *eventkit.Event) (ReplayLink, bool) {
 		Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Timestamp: ev.Timestamp,
 	}, true
 }
-
-// maxTopicName is the longest topic name Kafka accepts.
-const maxTopicName = 249
 
 // parked reports whether ev is a dead-letter copy made by the agent.
 func parked(ev *eventkit.Event) bool {
